@@ -1,0 +1,196 @@
+# Gateway config: defaults, merge of partial files, and validation that names the bad key.
+# The same code runs on the board, in the host runtime and in tools/provision.py.
+
+
+class ConfigError(ValueError):
+    def __init__(self, key, why):
+        super().__init__("config key %s: %s" % (key, why))
+        self.key = key
+        self.why = why
+
+
+# --- leaf checkers: each returns None when the value is good, else a short reason ---
+
+def _int_range(lo, hi):
+    def check(v):
+        if type(v) is not int:
+            return "must be a whole number"
+        if v < lo or v > hi:
+            return "must be between %d and %d" % (lo, hi)
+    return check
+
+
+def _num_range(lo, hi):
+    def check(v):
+        if type(v) not in (int, float):
+            return "must be a number"
+        if v < lo or v > hi:
+            return "must be between %s and %s" % (lo, hi)
+    return check
+
+
+def _bool(v):
+    if type(v) is not bool:
+        return "must be true or false"
+
+
+def _str(max_len, allow_empty=True):
+    def check(v):
+        if type(v) is not str:
+            return "must be a string"
+        if not allow_empty and not v:
+            return "must not be empty"
+        if len(v) > max_len:
+            return "must be at most %d characters" % max_len
+    return check
+
+
+def _one_of(*choices):
+    def check(v):
+        if v not in choices:
+            return "must be one of " + ", ".join(choices)
+    return check
+
+
+def _hex_key(v):
+    if type(v) is not str:
+        return "must be a string of 32 hex digits"
+    if v == "":
+        return None
+    if len(v) != 32:
+        return "must be 32 hex digits (16 bytes)"
+    for c in v:
+        if c not in "0123456789abcdefABCDEF":
+            return "must be 32 hex digits (16 bytes)"
+
+
+def _topic_part(v):
+    if type(v) is not str or not v:
+        return "must be a non-empty string"
+    for c in v:
+        if c in "#+" or ord(c) < 33:
+            return "must not contain spaces, '#' or '+'"
+    if len(v) > 64:
+        return "must be at most 64 characters"
+
+
+def _wifi_list(v):
+    if type(v) is not list:
+        return "must be a list of {\"ssid\": ..., \"password\": ...}"
+    for n in v:
+        if type(n) is not dict or type(n.get("ssid")) is not str or not n["ssid"]:
+            return "each entry needs a non-empty \"ssid\""
+        for k in n:
+            if k not in ("ssid", "password"):
+                return "unknown field %r in an entry" % k
+        if type(n.get("password", "")) is not str:
+            return "each \"password\" must be a string"
+
+
+# Schema: nested dicts mirror the config; a leaf is (default, checker).
+SCHEMA = {
+    "gateway_id": ("bedroom", _topic_part),
+    "sensor": {
+        "kind": ("broadcast", _one_of("broadcast", "cgms")),
+        "id": (200133374, _int_range(0, 0xFFFFFFFF)),
+        "bind_key": ("", _hex_key),
+        "allow_plain": (False, _bool),
+        "address": ("", _str(17)),          # CGMS: BLE address "aa:bb:cc:dd:ee:ff"
+        "passkey": (0, _int_range(0, 999999)),  # CGMS: bonding passkey
+    },
+    "mqtt": {
+        "host": ("127.0.0.1", _str(253, False)),
+        "port": (1883, _int_range(1, 65535)),
+        "prefix": ("nightstand", _topic_part),
+        "keepalive": (30, _int_range(5, 600)),
+        "user": ("", _str(64)),
+        "password": ("", _str(128)),
+        "timeout_s": (5, _num_range(0.05, 60)),  # real seconds, never scaled by the sim clock
+    },
+    "alarms": {
+        "urgent_low": (55, _num_range(40, 80)),
+        "low": (70, _num_range(50, 150)),
+        "high": (250, _num_range(120, 400)),
+        "urgent_high": (300, _num_range(150, 450)),
+        "dead_band": (10, _num_range(0, 40)),
+    },
+    "silence": {
+        "sensor_after_s": (660, _int_range(60, 7200)),
+        "cloud_after_s": (60, _int_range(10, 3600)),
+    },
+    "wifi": {
+        "networks": ([], _wifi_list),
+    },
+}
+
+# Keys whose values never appear in a log, topic or event.
+SECRET_KEYS = ("sensor.bind_key", "mqtt.password", "wifi.networks")
+
+
+def defaults(schema=SCHEMA):
+    out = {}
+    for k, spec in schema.items():
+        if type(spec) is dict:
+            out[k] = defaults(spec)
+        else:
+            d = spec[0]
+            out[k] = list(d) if type(d) is list else d
+    return out
+
+
+def merge(base, over, schema=SCHEMA, path=""):
+    """Return base updated with over; refuses unknown keys and bad values by dotted name."""
+    if type(over) is not dict:
+        raise ConfigError(path or "(top)", "must be a JSON object")
+    out = dict(base)
+    for k, v in over.items():
+        key = path + k
+        spec = schema.get(k)
+        if spec is None:
+            raise ConfigError(key, "unknown key")
+        if type(spec) is dict:
+            out[k] = merge(base.get(k, {}), v, spec, key + ".")
+        else:
+            why = spec[1](v)
+            if why:
+                raise ConfigError(key, why)
+            out[k] = v
+    return out
+
+
+def check_consistency(cfg):
+    """Rules that span keys. Raises ConfigError naming the key to fix."""
+    a = cfg["alarms"]
+    if not a["urgent_low"] < a["low"] < a["high"] < a["urgent_high"]:
+        raise ConfigError("alarms", "need urgent_low < low < high < urgent_high")
+    if a["dead_band"] >= (a["high"] - a["low"]) / 2:
+        raise ConfigError("alarms.dead_band", "must be smaller than half the low..high range")
+    s = cfg["sensor"]
+    if s["kind"] == "broadcast" and not s["bind_key"] and not s["allow_plain"]:
+        raise ConfigError("sensor.bind_key", "needed unless sensor.allow_plain is true")
+    if s["kind"] == "cgms" and not s["address"]:
+        raise ConfigError("sensor.address", "needed when sensor.kind is cgms")
+
+
+def build(*layers):
+    """Defaults, then each layer (parsed JSON objects, e.g. config then secrets), then checks."""
+    cfg = defaults()
+    for layer in layers:
+        if layer is not None:
+            cfg = merge(cfg, layer)
+    check_consistency(cfg)
+    return cfg
+
+
+def redact(cfg, schema=SCHEMA, path=""):
+    """A copy safe to log or publish: secret values replaced by "***"."""
+    out = {}
+    for k, v in cfg.items():
+        key = path + k
+        if key in SECRET_KEYS and v:
+            out[k] = "***"
+        elif type(v) is dict:
+            out[k] = redact(v, schema.get(k, {}), key + ".")
+        else:
+            out[k] = v
+    return out
