@@ -1,1 +1,20 @@
-# Board adapters: esp32 (machine/network/aioble) and host (virtual radio, pins, Wi-Fi).
+# Board adapters. One module per board kind: firmware.hal.host (simulator) and firmware.hal.esp32.
+#
+# A board object offers exactly this surface to the shell (keep it small; add here first):
+#   board.name                 board config "name"
+#   board.clock                Clock: ticks_ms(), async sleep_ms(ms), wall_ms() -> epoch ms or None
+#   board.ble                  the aioble surface the firmware uses:
+#                              ble.scan(duration_ms, interval_us=, window_us=, active=False)
+#                                -> async context manager, async-iterable of results with
+#                                   .device.addr (bytes), .device.addr_hex(), .rssi, .adv_data (bytes)
+#   board.led.show(rgb)        rgb = (r, g, b) 0..255, or None/(0,0,0) = dark.
+#                              A plain LED lights for any non-dark colour.
+#   board.buzzer.tone(hz)      hz = 0 silences; the piezo kind decides how it is driven
+#   async board.button()       -> "short" | "long"  (waits for the next press)
+#   board.wifi                 isconnected(), async connect(), rssi()
+#   board.emit(event)          one event-log dict (host: to the simulator; esp32: console line)
+#   board.show_pattern(name, sound)  notes a pattern change for whoever watches (event log on host)
+#   board.data_dir             writable directory for counters, outage queue, logs ("data")
+#   board.heap_free()          bytes free after gc, or None
+#   board.watchdog(timeout_ms) -> object with feed(); the host's does nothing
+#   board.reset()              hard reset (host: exit the process)
