@@ -1,0 +1,141 @@
+# The gateway core (pure): readings, button presses and link news in; effects out.
+# Effects are tuples the shell carries out, in order:
+#   ("event", dict)                                 one event-log entry (CONTRACTS §2)
+#   ("pattern", name, sound)                        what the LED/buzzer show now; sound is a mode:
+#                                                   "off", "soft", "on" or "escalated"
+#   ("publish", suffix, payload, qos, retain)       an MQTT message under <prefix>/ (payload: dict or str)
+from firmware.core import ticks, payloads
+from firmware.core.alarms import AlarmEngine
+from firmware.core.links import LinkWatch
+from firmware.core import patterns
+
+
+class Gateway:
+    def __init__(self, cfg, now_ms):
+        self.cfg = cfg
+        self.device = "nightstand/" + cfg["gateway_id"]
+        self.alarms = AlarmEngine(cfg["alarms"])
+        self.links = LinkWatch(cfg["silence"], now_ms)
+        self.last = None           # last accepted live Reading
+        self.last_seq = {}         # sensor id -> highest seq accepted (dedup across sources)
+        self.faults = {}           # fault name -> short reason; any entry shows `fault`
+        self.pattern = None
+        self.sound = None
+        self.show_until = None     # ticks until which a booting/selftest pattern holds
+        self.show_name = "booting"
+        self.rejects = 0
+        self.silent_sound = "on"   # sensor_silent sounds at least as loudly as an alarm it replaced
+        self.out = []
+        self._refresh(now_ms)
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def on_reading(self, now_ms, r):
+        """An authenticated reading from a sensor driver. Returns True when accepted."""
+        prev = self.last_seq.get(r.sensor_id)
+        if prev is not None and r.seq <= prev and not r.backfilled:
+            self.on_reject(now_ms, "duplicate")
+            return False
+        if not r.backfilled:
+            self.last_seq[r.sensor_id] = r.seq
+            r.rx_ms = now_ms
+            self.last = r
+            self.links.saw_sensor(now_ms)
+        self._emit({"event": "reading", "seq": r.seq, "mgdl": r.mgdl, "trend": r.trend,
+                    "source": r.source, "backfilled": r.backfilled})
+        self.out.append(("publish", "reading", payloads.reading(r, self.device), 1, False))
+        self._alarm_events(self.alarms.on_reading(now_ms, r))
+        self._judge_links(now_ms)
+        self._refresh(now_ms, publish_state=True)
+        return True
+
+    def on_reject(self, now_ms, reason):
+        self.rejects += 1
+        self._emit({"event": "reject", "reason": reason})
+
+    def on_press(self, now_ms, kind):
+        if kind == "long":
+            self.selftest(now_ms)
+        else:
+            self._alarm_events(self.alarms.press(now_ms))
+        self._refresh(now_ms)
+
+    def on_cloud_ok(self, now_ms):
+        """An acknowledged MQTT round trip (CONNACK, PUBACK, PINGRESP)."""
+        self.links.cloud_ok(now_ms)
+
+    def on_wifi(self, now_ms, up):
+        self.links.set_wifi(up, now_ms)
+        self._judge_links(now_ms)
+        self._refresh(now_ms)
+
+    def set_fault(self, now_ms, name, why=None):
+        """why=None clears the fault."""
+        if why is None:
+            self.faults.pop(name, None)
+        else:
+            self.faults[name] = why
+        self._refresh(now_ms)
+
+    def selftest(self, now_ms, duration_ms=3000):
+        self.show_name = "selftest"
+        self.show_until = ticks.add(now_ms, duration_ms)
+        self._refresh(now_ms)
+
+    def booting(self, now_ms, duration_ms):
+        self.show_name = "booting"
+        self.show_until = ticks.add(now_ms, duration_ms)
+        self._refresh(now_ms)
+
+    def tick(self, now_ms):
+        self._alarm_events(self.alarms.tick(now_ms))
+        self._judge_links(now_ms)
+        self._refresh(now_ms)
+
+    def drain(self):
+        out, self.out = self.out, []
+        return out
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _emit(self, ev):
+        self.out.append(("event", ev))
+
+    def _alarm_events(self, evs):
+        for ev in evs:
+            self._emit(ev)
+            if ev["state"] == "escalated":
+                self.out.append(("publish", "alarm", ev, 1, False))
+
+    def _judge_links(self, now_ms):
+        changed = self.links.tick(now_ms)
+        for name, up in changed:
+            self._emit({"event": "link", "name": name, "up": up})
+            if name == "sensor" and not up:
+                # Stale data: a glucose alarm hands over to sensor_silent, never back to ok.
+                level, sound = self.alarms.state()
+                self.silent_sound = "escalated" if sound == "escalated" else "on"
+                self._alarm_events(self.alarms.stale(now_ms))
+        if changed:
+            self._publish_state(now_ms)
+
+    def _refresh(self, now_ms, publish_state=False):
+        level, sound = self.alarms.state()
+        if self.show_until is not None and ticks.diff(self.show_until, now_ms) <= 0:
+            self.show_until = None
+        if self.show_until is not None and level is None:
+            name, snd = self.show_name, "on" if self.show_name == "selftest" else "off"
+        else:
+            up = self.links.up
+            name, snd = patterns.choose(level, sound, up["sensor"], up["cloud"], self.faults,
+                                        self.silent_sound)
+        if name != self.pattern or snd != self.sound:
+            self.pattern, self.sound = name, snd
+            self.out.append(("pattern", name, snd))
+            self._emit({"event": "pattern", "name": name, "sound": snd != "off"})
+            publish_state = True
+        if publish_state:
+            self._publish_state(now_ms)
+
+    def _publish_state(self, now_ms):
+        up = self.links.up
+        self.out.append(("publish", "state", payloads.state(
+            now_ms, self.pattern, self.alarms.state()[0], up["sensor"], up["cloud"], self.last), 1, True))

@@ -1,0 +1,135 @@
+# Host board: the firmware under the MicroPython unix port, driven by tools/sim.py.
+# The simulator listens on a loopback port (NIGHTSTAND_SIM=host:port) and sends JSON lines:
+#   {"start": {"speed": N, "wall_ms": ms|null, "ticks0": n}}   scenario time 0 (sent once)
+#   {"adv": "<hex>", "addr": "aa:bb:..", "rssi": -61}           an advertisement on the air
+#   {"wifi": true|false}   {"button": "short"|"long"}   {"quit": true}
+# Events go to stdout as JSON lines (the simulator writes them to the --events file).
+import gc
+import json
+import os
+import sys
+
+import asyncio
+
+from firmware.hal.virtual_aioble import VirtualRadio
+from firmware.shell.clock import ScaledClock
+from firmware.shell.mailbox import Mailbox
+
+
+class VirtualLed:
+    def __init__(self):
+        self.rgb = None
+        self.changes = 0
+
+    def show(self, rgb):
+        if rgb != self.rgb:
+            self.rgb = rgb
+            self.changes += 1
+
+
+class VirtualBuzzer:
+    def __init__(self):
+        self.hz = 0
+        self.changes = 0
+
+    def tone(self, hz):
+        if hz != self.hz:
+            self.hz = hz
+            self.changes += 1
+
+
+class VirtualWlan:
+    def __init__(self):
+        self.up = True
+
+    def isconnected(self):
+        return self.up
+
+    async def connect(self):
+        return self.up
+
+    def rssi(self):
+        return -55 if self.up else None
+
+
+class _NoWatchdog:
+    def feed(self):
+        pass
+
+
+def _addr_bytes(text):
+    return bytes(int(p, 16) for p in text.split(":"))
+
+
+class HostBoard:
+    kind = "host"
+
+    def __init__(self, board_cfg):
+        self.name = board_cfg.get("name", "host")
+        self.clock = ScaledClock()
+        self.ble = VirtualRadio(self.clock)
+        self.led = VirtualLed()
+        self.buzzer = VirtualBuzzer()
+        self.wifi = VirtualWlan()
+        self.data_dir = os.getenv("NIGHTSTAND_DATA") or "data"
+        self.presses = Mailbox(4)
+        self.stopping = False
+        self._reader = None
+
+    async def start(self):
+        """Connect to the simulator and wait for scenario time 0."""
+        where = os.getenv("NIGHTSTAND_SIM")
+        if not where:
+            self.clock.start()
+            return
+        host, port = where.rsplit(":", 1)
+        self._reader, self._writer = await asyncio.open_connection(host, int(port))
+        self._writer.write(b'{"hello": "nightstand"}\n')
+        await self._writer.drain()
+        while True:
+            msg = json.loads(await self._reader.readline())
+            if "start" in msg:
+                s = msg["start"]
+                self.clock.start(s.get("speed", 1), None, s.get("ticks0", 0))
+                if s.get("wall_ms"):
+                    self.clock.set_wall_ms(s["wall_ms"])
+                break
+        asyncio.create_task(self._listen())
+
+    async def _listen(self):
+        while True:
+            line = await self._reader.readline()
+            if not line:
+                self.stopping = True
+                return
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if "adv" in msg:
+                self.ble.hear(_addr_bytes(msg.get("addr", "00:00:00:00:00:00")),
+                              msg.get("rssi", -70), bytes.fromhex(msg["adv"]))
+            elif "wifi" in msg:
+                self.wifi.up = bool(msg["wifi"])
+            elif "button" in msg:
+                self.presses.put(msg["button"])
+            elif "quit" in msg:
+                self.stopping = True
+                return
+
+    async def button(self):
+        return await self.presses.get()
+
+    def emit(self, event):
+        event["t"] = round(self.clock.scenario_s(), 3)
+        sys.stdout.write(json.dumps(event) + "\n")
+
+    def heap_free(self):
+        gc.collect()
+        return gc.mem_free()
+
+    def watchdog(self, timeout_ms):
+        return _NoWatchdog()
+
+    def reset(self):
+        sys.exit(3)
