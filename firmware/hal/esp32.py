@@ -1,0 +1,272 @@
+# ESP32 board adapter: the surface documented in firmware/hal/__init__.py, on real hardware.
+# machine, network, neopixel, ntptime and aioble are imported inside constructors and methods so this
+# module imports (and its pure parts are tested) where they do not exist.
+import gc
+import json
+import time
+
+import asyncio
+
+from firmware.core import ticks
+from firmware.hal.esp32_button import Button, make_pin
+from firmware.hal.esp32_buzzer import make_buzzer
+from firmware.hal.esp32_led import make_led
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# Seconds from 1970 to 2000: ports whose time.time() counts from 2000 need it added for epoch ms.
+_Y2K = const(946684800)
+# Wi-Fi: how long one SSID gets to associate and get an address (DHCP on a busy home router can
+# take several seconds), then the wait between rounds doubles from 2 s up to 5 min, with up to 25 %
+# random jitter so that after a power cut a street of gateways does not hammer the router together.
+_JOIN_MS = const(12000)
+_JOIN_POLL_MS = const(250)
+_BACKOFF_MIN_MS = const(2000)
+_BACKOFF_MAX_MS = const(300000)
+# machine.WDT on ESP32 refuses very short timeouts and a box that resets every few hundred ms is
+# a crash loop, not a watchdog: never ask for less than 2 s.
+_WDT_MIN_MS = const(2000)
+# Safe-mode button sampling: the button must read pressed for this many consecutive 10 ms samples
+# (50 ms), so a bounce or interference spike at power-on does not skip the firmware.
+_SAFE_SAMPLES = const(5)
+_SAFE_STEP_MS = const(10)
+
+SAFE_MODE_FILE = "safe_mode"
+
+
+class Clock:
+    def __init__(self):
+        self._synced = False
+        # 0 where time.time() already counts from 1970; 30 years where the port counts from 2000.
+        self._offset = _Y2K if time.gmtime(0)[0] == 2000 else 0
+
+    def ticks_ms(self):
+        return time.ticks_ms()
+
+    async def sleep_ms(self, ms):
+        await asyncio.sleep_ms(ms)
+
+    def wall_ms(self):
+        """Epoch ms, or None until the clock has been set from NTP (the RTC starts at 2000 after a
+        power cut; a reading stamped with that date would be worse than no date)."""
+        if not self._synced:
+            return None
+        return (time.time() + self._offset) * 1000
+
+    def mark_synced(self):
+        self._synced = True
+
+
+def _jitter(ms):
+    try:
+        import random
+        return ms + random.getrandbits(16) * (ms // 4) // 65536
+    except (ImportError, AttributeError):
+        return ms
+
+
+class Wifi:
+    """network.WLAN in station mode over a list of {"ssid", "password"} networks (gateway config
+    wifi.networks), tried in order."""
+
+    def __init__(self, clock, networks=(), emit=None):
+        self._clock = clock
+        self._networks = list(networks)
+        self._emit = emit
+        self._wlan = None
+
+    def set_networks(self, networks):
+        self._networks = list(networks)
+
+    def _sta(self):
+        if self._wlan is None:
+            import network
+            self._wlan = network.WLAN(network.STA_IF)
+            self._wlan.active(True)
+        return self._wlan
+
+    def isconnected(self):
+        return self._wlan is not None and self._wlan.isconnected()
+
+    def rssi(self):
+        if not self.isconnected():
+            return None
+        try:
+            return self._wlan.status("rssi")
+        except (OSError, ValueError, TypeError):
+            return None
+
+    async def _join(self, net):
+        w = self._sta()
+        try:
+            w.disconnect()  # the ESP32 refuses a new connect while an old attempt is pending
+        except OSError:
+            pass
+        try:
+            w.connect(net["ssid"], net.get("password", ""))
+        except OSError as e:
+            self._note(net, "connect refused: %s" % e)
+            return False
+        waited = 0
+        while waited < _JOIN_MS:
+            if w.isconnected():
+                return True
+            await self._clock.sleep_ms(_JOIN_POLL_MS)
+            waited += _JOIN_POLL_MS
+        self._note(net, "no connection after %d ms" % _JOIN_MS)
+        return False
+
+    def _note(self, net, why):
+        if self._emit is not None:
+            self._emit({"event": "wifi_try", "ssid": net["ssid"], "ok": False, "why": why})
+
+    async def connect(self, rounds=0):
+        """Try every network until one connects; between rounds wait with capped backoff and
+        jitter. rounds=0 keeps trying (cancel the task to stop). Returns True once connected,
+        False after `rounds` failed rounds or when no network is configured."""
+        if not self._networks:
+            if self._emit is not None:
+                self._emit({"event": "wifi_try", "ssid": None, "ok": False,
+                            "why": "no networks configured"})
+            return False
+        if self.isconnected():
+            return True
+        backoff = _BACKOFF_MIN_MS
+        n = 0
+        while True:
+            for net in self._networks:
+                if await self._join(net):
+                    return True
+            n += 1
+            if rounds and n >= rounds:
+                return False
+            await self._clock.sleep_ms(_jitter(backoff))
+            backoff = min(backoff * 2, _BACKOFF_MAX_MS)
+
+
+class _Watchdog:
+    def __init__(self, timeout_ms):
+        import machine
+        self._wdt = machine.WDT(timeout=max(timeout_ms, _WDT_MIN_MS))
+
+    def feed(self):
+        self._wdt.feed()
+
+
+class Esp32Board:
+    def __init__(self, board_cfg, networks=(), data_dir="data"):
+        self.name = board_cfg["name"]
+        self.cfg = board_cfg
+        self.clock = Clock()
+        self.data_dir = data_dir
+        self._ble = None
+        self._t0 = self.clock.ticks_ms()
+        self.led = make_led(board_cfg["led"])
+        self.buzzer = make_buzzer(board_cfg["buzzer"])
+        self._button = Button(board_cfg["button"], self.clock, board_cfg["debounce_ms"],
+                              board_cfg["long_press_ms"])
+        self.wifi = Wifi(self.clock, networks, self.emit)
+        try:
+            import os
+            os.mkdir(data_dir)
+        except OSError:
+            pass  # already there (EEXIST): the normal case after the first boot
+
+    @property
+    def ble(self):
+        if self._ble is None:
+            import aioble
+            self._ble = aioble
+        return self._ble
+
+    async def button(self):
+        return await self._button.wait()
+
+    def emit(self, event):
+        """One JSON line on the console (USB serial): what `mpremote` shows a maker."""
+        if "t" not in event:
+            event = dict(event)
+            # Uptime in seconds; good for 6 days between wraps of the diff, which is for reading
+            # a log, not for judging links (the core does that from ticks itself).
+            event["t"] = ticks.diff(self.clock.ticks_ms(), self._t0) / 1000
+        try:
+            print(json.dumps(event))
+        except (TypeError, ValueError):
+            print(repr(event))
+
+    def show_pattern(self, name, sound):
+        self.emit({"event": "pattern", "name": name, "sound": bool(sound)})
+
+    def set_wall_from_ntp(self, host=None):
+        """Set the RTC from NTP (needs Wi-Fi). True on success; on failure emits a `clock` event
+        with the reason and wall_ms() stays None, so readings go out without a date rather than
+        with a wrong one."""
+        try:
+            import ntptime
+            if host:
+                ntptime.host = host
+            ntptime.settime()
+        except Exception as e:  # OSError timeout, no DNS, ImportError on a build without ntptime
+            self.emit({"event": "clock", "synced": False, "why": repr(e)})
+            return False
+        self.clock.mark_synced()
+        self.emit({"event": "clock", "synced": True})
+        return True
+
+    def heap_free(self):
+        gc.collect()
+        try:
+            return gc.mem_free()
+        except AttributeError:
+            return None
+
+    def watchdog(self, timeout_ms):
+        return _Watchdog(timeout_ms)
+
+    def reset(self):
+        import machine
+        machine.reset()
+
+
+def _file_exists(path):
+    import os
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def safe_mode_requested(board_cfg, pin=None, sleep_ms=None):
+    """For boot.py: True when the file `safe_mode` exists or the button is held during the board's
+    safe-mode window (board config safe_mode_window_ms). Then boot.py skips main.py and starts no
+    watchdog, so mpremote can always reach the board. Never raises: a broken button config must not
+    stop the gateway from booting, so an error is printed and counts as "not requested" (the
+    `safe_mode` file still works)."""
+    if _file_exists(SAFE_MODE_FILE):
+        return True
+    try:
+        bcfg = board_cfg["button"]
+        if pin is None:
+            pin = make_pin(bcfg)
+        if sleep_ms is None:
+            sleep_ms = time.sleep_ms
+        want = 0 if bcfg["active_low"] else 1
+        window = board_cfg.get("safe_mode_window_ms", 300)
+        held = 0
+        waited = 0
+        while True:
+            held = held + 1 if pin.value() == want else 0
+            if held >= _SAFE_SAMPLES:
+                return True
+            if waited >= window:
+                return False
+            sleep_ms(_SAFE_STEP_MS)
+            waited += _SAFE_STEP_MS
+    except Exception as e:
+        print("safe mode: cannot read the button (%r); booting normally" % (e,))
+        return False
