@@ -115,7 +115,7 @@ def _led(d, chip):
     out = {"kind": kind, "pin": _pin(_need(d, "pin", p), p + "pin", chip, True)}
     if kind == "plain":
         out["active_low"] = _bool(d, "active_low", p, False)
-    elif "active_low" in d:
+    elif d.get("active_low", False) is not False:
         raise ConfigError(p + "active_low", "only for a plain LED (an RGB LED takes data, not a level)")
     # count: pixels on the data line (all show the same colour); 64 is far more than a box needs.
     out["count"] = _int(d, "count", p, 1, 1, 64)

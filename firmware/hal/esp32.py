@@ -7,7 +7,9 @@ import time
 
 import asyncio
 
+from firmware.core import board as board_schema
 from firmware.core import ticks
+from firmware.shell.clock import Clock as BaseClock
 from firmware.hal.esp32_button import Button, make_pin
 from firmware.hal.esp32_buzzer import make_buzzer
 from firmware.hal.esp32_led import make_led
@@ -30,6 +32,10 @@ _BACKOFF_MAX_MS = const(300000)
 # machine.WDT on ESP32 refuses very short timeouts and a box that resets every few hundred ms is
 # a crash loop, not a watchdog: never ask for less than 2 s.
 _WDT_MIN_MS = const(2000)
+# Network upkeep: look at the link every 5 s (the core judges wifi down "at once", so a drop is seen
+# within that), and re-read NTP every 6 h: the ESP32 RTC drifts up to a few seconds a day.
+_NET_CHECK_MS = const(5000)
+_NTP_EVERY_MS = const(6 * 3600 * 1000)
 # Safe-mode button sampling: the button must read pressed for this many consecutive 10 ms samples
 # (50 ms), so a bounce or interference spike at power-on does not skip the firmware.
 _SAFE_SAMPLES = const(5)
@@ -38,23 +44,22 @@ _SAFE_STEP_MS = const(10)
 SAFE_MODE_FILE = "safe_mode"
 
 
-class Clock:
+class Clock(BaseClock):
+    """The shell's real-time clock (ticks, asyncio sleeps, blocking sleeps for the uplink thread)
+    with wall time from the RTC once NTP has set it."""
+
     def __init__(self):
+        BaseClock.__init__(self)
         self._synced = False
         # 0 where time.time() already counts from 1970; 30 years where the port counts from 2000.
         self._offset = _Y2K if time.gmtime(0)[0] == 2000 else 0
 
-    def ticks_ms(self):
-        return time.ticks_ms()
-
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(ms)
-
     def wall_ms(self):
-        """Epoch ms, or None until the clock has been set from NTP (the RTC starts at 2000 after a
-        power cut; a reading stamped with that date would be worse than no date)."""
+        """Epoch ms, or None until NTP has set the RTC (after a power cut it restarts at 2000; a
+        reading stamped with that date would be worse than no date). The RTC keeps counting across
+        the 12-day ticks wrap, which an offset from ticks would not."""
         if not self._synced:
-            return None
+            return BaseClock.wall_ms(self)
         return (time.time() + self._offset) * 1000
 
     def mark_synced(self):
@@ -81,6 +86,9 @@ class Wifi:
 
     def set_networks(self, networks):
         self._networks = list(networks)
+
+    def has_networks(self):
+        return bool(self._networks)
 
     def _sta(self):
         if self._wlan is None:
@@ -159,10 +167,13 @@ class _Watchdog:
 
 class Esp32Board:
     def __init__(self, board_cfg, networks=(), data_dir="data"):
+        # Validated here as well as by the tools: the loader passes the raw /board.json.
+        board_cfg = board_schema.build(board_cfg)
         self.name = board_cfg["name"]
         self.cfg = board_cfg
         self.clock = Clock()
         self.data_dir = data_dir
+        self.stopping = False  # the app's main loop runs until this is set; a board runs forever
         self._ble = None
         self._t0 = self.clock.ticks_ms()
         self.led = make_led(board_cfg["led"])
@@ -175,6 +186,42 @@ class Esp32Board:
             os.mkdir(data_dir)
         except OSError:
             pass  # already there (EEXIST): the normal case after the first boot
+
+    async def start(self):
+        """Start keeping Wi-Fi up and the clock set, in the background: nothing here waits for the
+        network, so the alarm path runs from the first second even with the router off."""
+        asyncio.create_task(self._network_task())
+
+    def _networks_from_config(self):
+        try:
+            from firmware.shell import config_store
+            cfg, _err = config_store.load(self.data_dir)  # the app reports a bad config itself
+            return cfg["wifi"]["networks"]
+        except Exception as e:
+            self.emit({"event": "fault", "name": "wifi_config", "why": repr(e)})
+            return []
+
+    async def _network_task(self):
+        if not self.wifi.has_networks():
+            self.wifi.set_networks(self._networks_from_config())
+        if not self.wifi.has_networks():
+            # Said once, not every 5 s: the bedside alarm works without Wi-Fi; the app's wifi
+            # link shows "down" for as long as this lasts.
+            self.emit({"event": "fault", "name": "wifi", "why": "no networks in the config"})
+            return
+        synced_at = None
+        while True:
+            try:
+                if not self.wifi.isconnected():
+                    await self.wifi.connect()  # retries with capped backoff inside
+                if self.wifi.isconnected():
+                    now = self.clock.ticks_ms()
+                    if synced_at is None or ticks.diff(now, synced_at) >= _NTP_EVERY_MS:
+                        if self.set_wall_from_ntp():
+                            synced_at = now
+            except Exception as e:  # keep trying; never let upkeep die quietly
+                self.emit({"event": "fault", "name": "network_task", "why": repr(e)})
+            await self.clock.sleep_ms(_NET_CHECK_MS)
 
     @property
     def ble(self):
