@@ -17,7 +17,7 @@ from firmware.hal.esp32_led import make_led
 try:
     from micropython import const
 except ImportError:
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the fallback for CPython; stubs type the real one
         return x
 
 # Seconds from 1970 to 2000: ports whose time.time() counts from 2000 need it added for epoch ms.
@@ -101,10 +101,11 @@ class Wifi:
         return self._wlan is not None and self._wlan.isconnected()
 
     def rssi(self):
-        if not self.isconnected():
+        w = self._wlan
+        if w is None or not w.isconnected():
             return None
         try:
-            return self._wlan.status("rssi")
+            return w.status("rssi")
         except (OSError, ValueError, TypeError):
             return None
 

@@ -6,7 +6,7 @@ from firmware.core import ticks
 try:
     from micropython import const
 except ImportError:
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the fallback for CPython; stubs type the real one
         return x
 
 # Sampling period: two samples fit inside the 30 ms debounce, and 15 ms is far below what a person

@@ -4,7 +4,7 @@
 try:
     from micropython import const
 except ImportError:
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the fallback for CPython; stubs type the real one
         return x
 
 _HALF = const(32768)   # duty_u16 of 50 %: the square wave a piezo is loudest with
