@@ -80,7 +80,7 @@ def test_garbage_and_short_adverts_never_raise():
     good = bytes.fromhex(_vectors()["cases"][1]["adv_hex"])
     samples = [b"\xff\xff\xff", b"\x03\xff\xff\xff", b"\x04\xff\xff\xff", b"\xff" * 31,
                b"\x01\xff\xff\xff\x00", b"\x02\x01\x06\x30\xff\xff\xff\x11",
-               good[:-1], good[:10], b"\x1f\x09" + good, None, 12345]
+               good[:-1], good[:10], b"\x1f\x09" + good, bytearray(good[:12])]
     for i in range(len(good)):
         samples.append(good[:i])
     for adv in samples:
