@@ -21,8 +21,8 @@ class Gateway:
         self.faults = {}           # fault name -> short reason; any entry shows `fault`
         self.pattern = None
         self.sound = None
-        self.show_until = None     # ticks until which a booting/selftest pattern holds
-        self.show_name = "booting"
+        self.show_name = "booting"  # a gateway starts by showing that it boots
+        self.show_until = ticks.add(now_ms, 1000)  # ticks until which booting/selftest holds
         self.rejects = 0
         self.silent_sound = "on"   # sensor_silent sounds at least as loudly as an alarm it replaced
         self.out = []
@@ -130,7 +130,7 @@ class Gateway:
         if name != self.pattern or snd != self.sound:
             self.pattern, self.sound = name, snd
             self.out.append(("pattern", name, snd))
-            self._emit({"event": "pattern", "name": name, "sound": snd != "off"})
+            self._emit({"event": "pattern", "name": name, "sound": snd != "off", "mode": snd})
             publish_state = True
         if publish_state:
             self._publish_state(now_ms)

@@ -65,7 +65,7 @@ class ScaledClock(Clock):
         self._real0 = time.time_ns()
 
     def sim_ms(self):
-        return (time.time_ns() - self._real0) * self.speed // 1000000
+        return int((time.time_ns() - self._real0) * self.speed) // 1000000
 
     def ticks_ms(self):
         return (self.ticks0 + self.sim_ms()) & _MASK

