@@ -88,4 +88,4 @@ def test_fuzz_cgms_decode_never_raises_anything_else():
             tracker.connected(i * 1000)
     assert reasons == {"crc", "malformed"}
     assert decoded > 100
-    assert len(tracker.gaps) <= 5
+    assert len(tracker.gaps) <= 4   # bounded state, whatever the input
