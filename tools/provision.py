@@ -1,0 +1,262 @@
+"""Write the gateway's config.json and secrets.json, from flags or by asking (--interactive).
+
+    python tools/provision.py --gateway-id bedroom --wifi HomeNet --broker 192.168.1.10:1883 \\
+        --sensor-id 200133374 --units mmol --urgent-low 3.0 --low 3.9 --high 13.9 --urgent-high 16.7
+
+Secrets (sensor bind key, MQTT password, Wi-Fi networks: the keys in firmware.core.config.SECRET_KEYS)
+go only to secrets.json (mode 600) and are never printed; when not given as flags they are asked for
+with getpass, which does not echo. Everything is validated by firmware.core.config.build, the same
+code the board runs, and a bad value is refused with its dotted key named (exit status 2).
+Only the values given are written: the board merges them over its defaults.
+"""
+import argparse
+import getpass
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from firmware.core import config  # noqa: E402
+from firmware.core.config import ConfigError  # noqa: E402
+
+MGDL_PER_MMOL = 18.016   # glucose molar mass 180.16 g/mol / 10: the factor meters and apps use
+THRESHOLDS = ("urgent_low", "low", "high", "urgent_high", "dead_band")
+
+
+def to_mgdl(value, units):
+    """mg/dL as the config stores it; mmol/L x 18.016 rounded to a whole mg/dL."""
+    v = float(value)
+    if units == "mmol":
+        return int(round(v * MGDL_PER_MMOL))
+    return int(v) if v == int(v) else v
+
+
+def _put(tree, dotted, value):
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        tree = tree.setdefault(p, {})
+    tree[parts[-1]] = value
+
+
+def split_secrets(layer, path=""):
+    """(config part, secrets part) of a nested dict, by config.SECRET_KEYS."""
+    plain, secret = {}, {}
+    for k, v in layer.items():
+        key = path + k
+        if key in config.SECRET_KEYS:
+            secret[k] = v
+        elif type(v) is dict:
+            p, s = split_secrets(v, key + ".")
+            if p:
+                plain[k] = p
+            if s:
+                secret[k] = s
+        else:
+            plain[k] = v
+    return plain, secret
+
+
+def _json_or_text(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _int_auto(text):
+    return int(text, 0)   # sensor ids are often written in hex on the label
+
+
+def parser():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-i", "--interactive", action="store_true", help="ask for each value")
+    ap.add_argument("--out-dir", default=".", help="where config.json and secrets.json go")
+    ap.add_argument("--force", action="store_true", help="overwrite existing files")
+    ap.add_argument("--gateway-id")
+    ap.add_argument("--wifi", action="append", default=[], metavar="SSID",
+                    help="a Wi-Fi network, repeatable, tried in order")
+    ap.add_argument("--wifi-password", action="append", default=[], metavar="PW",
+                    help="password of the n-th --wifi (asked with getpass when missing)")
+    ap.add_argument("--broker", metavar="HOST[:PORT]")
+    ap.add_argument("--mqtt-user")
+    ap.add_argument("--mqtt-password", help="asked with getpass when --mqtt-user is given without it")
+    ap.add_argument("--keepalive", type=int)
+    ap.add_argument("--prefix")
+    ap.add_argument("--sensor-kind", choices=("broadcast", "cgms"))
+    ap.add_argument("--sensor-id", type=_int_auto)
+    ap.add_argument("--bind-key", help="32 hex digits (asked with getpass for a broadcast sensor)")
+    ap.add_argument("--allow-plain", action="store_true", help="accept unencrypted broadcasts")
+    ap.add_argument("--sensor-address", help="CGMS: BLE address aa:bb:cc:dd:ee:ff")
+    ap.add_argument("--passkey", type=int, help="CGMS: bonding passkey")
+    ap.add_argument("--units", choices=("mgdl", "mmol"), default="mgdl",
+                    help="units of the threshold flags below")
+    for t in THRESHOLDS:
+        ap.add_argument("--" + t.replace("_", "-"), type=float)
+    ap.add_argument("--sensor-silent-after-s", type=int)
+    ap.add_argument("--cloud-silent-after-s", type=int)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="any config key by dotted name (VALUE is JSON or text), e.g. for keys "
+                         "added after this tool was written")
+    return ap
+
+
+def layer_from_args(a, ask_secret):
+    """The nested config layer the flags describe (secrets included); ask_secret(prompt) -> str."""
+    L = {}
+    if a.gateway_id is not None:
+        _put(L, "gateway_id", a.gateway_id)
+    if a.wifi:
+        nets = []
+        for i, ssid in enumerate(a.wifi):
+            pw = a.wifi_password[i] if i < len(a.wifi_password) else None
+            if pw is None:
+                pw = ask_secret("Wi-Fi password for %s (empty for an open network): " % ssid)
+            nets.append({"ssid": ssid, "password": pw})
+        _put(L, "wifi.networks", nets)
+    if a.broker:
+        host, _, port = a.broker.partition(":")
+        _put(L, "mqtt.host", host)
+        if port:
+            try:
+                _put(L, "mqtt.port", int(port))
+            except ValueError:
+                raise ConfigError("mqtt.port", "must be a whole number")
+    if a.mqtt_user is not None:
+        _put(L, "mqtt.user", a.mqtt_user)
+        if a.mqtt_password is None:
+            a.mqtt_password = ask_secret("MQTT password for %s: " % a.mqtt_user)
+    if a.mqtt_password is not None:
+        _put(L, "mqtt.password", a.mqtt_password)
+    if a.keepalive is not None:
+        _put(L, "mqtt.keepalive", a.keepalive)
+    if a.prefix is not None:
+        _put(L, "mqtt.prefix", a.prefix)
+    if a.sensor_kind:
+        _put(L, "sensor.kind", a.sensor_kind)
+    if a.sensor_id is not None:
+        _put(L, "sensor.id", a.sensor_id)
+    if a.allow_plain:
+        _put(L, "sensor.allow_plain", True)
+    if a.sensor_address is not None:
+        _put(L, "sensor.address", a.sensor_address)
+    if a.passkey is not None:
+        _put(L, "sensor.passkey", a.passkey)
+    if a.bind_key is None and a.sensor_id is not None and not a.allow_plain \
+            and (a.sensor_kind or "broadcast") == "broadcast":
+        a.bind_key = ask_secret("Bind key of sensor %d (32 hex digits): " % a.sensor_id)
+    if a.bind_key is not None:
+        _put(L, "sensor.bind_key", a.bind_key.strip())
+    for t in THRESHOLDS:
+        v = getattr(a, t)
+        if v is not None:
+            _put(L, "alarms." + t, to_mgdl(v, a.units))
+    if a.sensor_silent_after_s is not None:
+        _put(L, "silence.sensor_after_s", a.sensor_silent_after_s)
+    if a.cloud_silent_after_s is not None:
+        _put(L, "silence.cloud_after_s", a.cloud_silent_after_s)
+    for item in a.set:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(key, "--set needs KEY=VALUE")
+        _put(L, key, _json_or_text(value))
+    return L
+
+
+def interview(a, ask, ask_secret):
+    """Fill the argparse namespace by asking; Enter keeps the default shown in brackets."""
+    d = config.defaults()
+
+    def q(prompt, default):
+        got = ask("%s [%s]: " % (prompt, default)).strip()
+        return got if got else default
+
+    a.gateway_id = q("Gateway name (used in MQTT topics)", a.gateway_id or d["gateway_id"])
+    while True:
+        ssid = ask("Wi-Fi network name (empty when done): ").strip()
+        if not ssid:
+            break
+        a.wifi.append(ssid)
+        a.wifi_password.append(ask_secret("Wi-Fi password for %s: " % ssid))
+    a.broker = q("MQTT broker host[:port]", a.broker or "%s:%d" % (d["mqtt"]["host"], d["mqtt"]["port"]))
+    a.prefix = q("MQTT topic prefix", a.prefix or d["mqtt"]["prefix"])
+    a.keepalive = int(q("MQTT keepalive seconds", a.keepalive or d["mqtt"]["keepalive"]))
+    a.sensor_kind = q("Sensor kind (broadcast or cgms)", a.sensor_kind or d["sensor"]["kind"])
+    if a.sensor_kind == "cgms":
+        a.sensor_address = q("Sensor BLE address", a.sensor_address or "")
+        a.passkey = int(q("Sensor passkey", a.passkey or 0))
+    else:
+        a.sensor_id = _int_auto(str(q("Sensor id (from its label)", a.sensor_id or d["sensor"]["id"])))
+        if a.bind_key is None:
+            a.bind_key = ask_secret("Bind key (32 hex digits, not shown): ")
+    a.units = q("Units for the alarm thresholds (mgdl or mmol)", a.units)
+    for t in THRESHOLDS:
+        cur = getattr(a, t)
+        dflt = d["alarms"][t]
+        if a.units == "mmol":
+            dflt = round(dflt / MGDL_PER_MMOL, 1)
+        got = ask("Threshold %s (%s) [%s]: " % (t, a.units, cur if cur is not None else dflt)).strip()
+        if got:
+            setattr(a, t, float(got))
+        # Enter keeps the firmware's mg/dL value as it is: converting the rounded mmol/L shown
+        # back would move it (55 -> 3.1 -> 56).
+    return a
+
+
+def write(out_dir, plain, secret, force):
+    paths = (os.path.join(out_dir, "config.json"), os.path.join(out_dir, "secrets.json"))
+    if not force:
+        for p in paths:
+            if os.path.exists(p):
+                raise FileExistsError(p)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(paths[0], "w") as f:
+        json.dump(plain, f, indent=2, sort_keys=True)
+        f.write("\n")
+    # Create the secrets file private from the start rather than chmod after writing.
+    fd = os.open(paths[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(secret, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.chmod(paths[1], 0o600)
+    return paths
+
+
+def _leaves(tree, path=""):
+    for k, v in tree.items():
+        if type(v) is dict:
+            yield from _leaves(v, path + k + ".")
+        else:
+            yield path + k
+
+
+def main(argv=None, ask=input, ask_secret=getpass.getpass):
+    a = parser().parse_args(argv)
+    try:
+        if a.interactive:
+            interview(a, ask, ask_secret)
+        layer = layer_from_args(a, ask_secret)
+        plain, secret = split_secrets(layer)
+        config.build(plain, secret)   # the board's own validator, in the board's order
+    except ConfigError as e:
+        print("provision: refused: %s" % e, file=sys.stderr)
+        return 2
+    except ValueError as e:          # a typed answer that is not a number
+        print("provision: refused: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        paths = write(a.out_dir, plain, secret, a.force)
+    except FileExistsError as e:
+        print("provision: %s exists; pass --force to replace it" % e, file=sys.stderr)
+        return 1
+    print("wrote %s: %s" % (paths[0], ", ".join(sorted(_leaves(plain))) or "(defaults)"))
+    print("wrote %s (mode 600): %s" % (paths[1], ", ".join(sorted(_leaves(secret))) or "(none)"))
+    print("next: python tools/deploy.py --port PORT --board BOARD --config %s --secrets %s"
+          % paths)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
