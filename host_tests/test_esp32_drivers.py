@@ -45,10 +45,10 @@ class FakeClock:
 
 # --- LED ---
 
-def test_plain_led_active_high(hw):
+def test_plain_led_gpio_active_high(hw):
     from firmware.hal.esp32_led import PlainLed
     m = hw["machine"]
-    led = PlainLed(23, active_low=False)
+    led = PlainLed(23, active_low=False, dim=False)
     m.Pin.assert_called_once_with(23, m.Pin.OUT, value=0)   # created dark
     pin = m.Pin.return_value
     led.show((255, 0, 0))
@@ -56,17 +56,50 @@ def test_plain_led_active_high(hw):
     led.show((0, 0, 9))
     led.show(None)
     assert pin.value.call_args_list == [mock.call(1), mock.call(0), mock.call(1), mock.call(0)]
+    assert not m.PWM.called
 
 
-def test_plain_led_active_low_lights_on_low(hw):
+def test_plain_led_gpio_active_low_lights_on_low(hw):
     from firmware.hal.esp32_led import PlainLed
     m = hw["machine"]
-    led = PlainLed(8, active_low=True)
+    led = PlainLed(8, active_low=True, dim=False)
     m.Pin.assert_called_once_with(8, m.Pin.OUT, value=1)    # high = dark on this board
     pin = m.Pin.return_value
     led.show((0, 255, 0))
     led.show(None)
     assert pin.value.call_args_list == [mock.call(0), mock.call(1)]
+
+
+def test_plain_led_pwm_keeps_the_heartbeat_visible(hw):
+    """The player's never-dark phase is the colour dimmed (>> 3): on a one-colour LED it must glow
+    faintly, not look as lit as the beat, or the `ok` heartbeat would be a steady light."""
+    from firmware.hal.esp32_led import PlainLed
+    m = hw["machine"]
+    led = PlainLed(23)
+    m.Pin.assert_called_once_with(23, m.Pin.OUT, value=0)
+    m.PWM.assert_called_once_with(m.Pin.return_value, freq=1000, duty_u16=0)
+    pwm = m.PWM.return_value
+    led.show((255, 0, 0))
+    led.show((0, 160, 0))                   # ok beat
+    led.show((0, 20, 0))                    # ok between beats
+    led.show((0, 1, 0))
+    led.show(None)
+    duties = [c.args[0] for c in pwm.duty_u16.call_args_list]
+    assert duties[0] == 65535 and duties[-1] == 0
+    assert duties[1] > 20 * duties[2] > 0   # beat clearly brighter than the glow, glow not dark
+    assert duties[3] >= 1
+
+
+def test_plain_led_pwm_active_low_inverts_duty(hw):
+    from firmware.hal.esp32_led import PlainLed
+    m = hw["machine"]
+    led = PlainLed(8, active_low=True)
+    m.Pin.assert_called_once_with(8, m.Pin.OUT, value=1)
+    m.PWM.assert_called_once_with(m.Pin.return_value, freq=1000, duty_u16=65535)   # dark
+    pwm = m.PWM.return_value
+    led.show((255, 255, 255))
+    led.show(None)
+    assert pwm.duty_u16.call_args_list == [mock.call(0), mock.call(65535)]
 
 
 def test_rgb_led_colour_and_dark(hw):
@@ -201,6 +234,8 @@ def test_board_builds_drivers_from_each_config(hw):
     b = Esp32Board(_board_cfg("esp32c3_supermini"), data_dir=os.devnull + "/x")
     assert isinstance(b.led, PlainLed)
     assert mock.call(8, hw["machine"].Pin.OUT, value=1) in hw["machine"].Pin.call_args_list
+    assert mock.call(hw["machine"].Pin.return_value, freq=1000, duty_u16=65535) in \
+        hw["machine"].PWM.call_args_list
 
 
 def test_board_refuses_a_bad_board_json(hw):

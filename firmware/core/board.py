@@ -110,11 +110,13 @@ def _kind(d, key, path, choices):
 
 def _led(d, chip):
     p = "led."
-    _check_keys(d, ("kind", "pin", "active_low", "count", "brightness"), p)
+    _check_keys(d, ("kind", "pin", "active_low", "count", "brightness", "dim"), p)
     kind = _kind(d, "kind", p, LED_KINDS)
     out = {"kind": kind, "pin": _pin(_need(d, "pin", p), p + "pin", chip, True)}
     if kind == "plain":
         out["active_low"] = _bool(d, "active_low", p, False)
+        # dim: drive the LED with PWM so dimmed phases of a pattern glow instead of looking lit.
+        out["dim"] = _bool(d, "dim", p, True)
     elif d.get("active_low", False) is not False:
         raise ConfigError(p + "active_low", "only for a plain LED (an RGB LED takes data, not a level)")
     # count: pixels on the data line (all show the same colour); 64 is far more than a box needs.
