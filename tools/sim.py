@@ -80,17 +80,26 @@ def _read_json(path, what):
         raise SimError("%s %s: not valid JSON (%s)" % (what, path, e))
 
 
+def _deep_merge(a, b):
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def load_config(args):
-    """The gateway config layers (validated by the firmware's own code) and the merged result."""
-    base = {"sensor": {"kind": args.sensor or "broadcast"}}
+    """The gateway's config and secrets layers (validated by the firmware's own code) and the result.
+
+    Unless the files say otherwise, the simulated CGM and the gateway share the demo bind key.
+    """
     layer = _read_json(args.config, "config") if args.config else {}
     secrets = _read_json(args.secrets, "secrets") if args.secrets else {}
-    if not args.config and not args.secrets:
-        secrets = {"sensor": {"bind_key": DEMO_BIND_KEY}}
+    base = {"sensor": {"kind": args.sensor or "broadcast", "bind_key": DEMO_BIND_KEY}}
     if args.sensor:
-        layer = dict(layer, sensor=dict(layer.get("sensor", {}), kind=args.sensor))
+        layer = _deep_merge(layer, {"sensor": {"kind": args.sensor}})
+    layer = _deep_merge(base, layer)
     try:
-        cfg = config_mod.build(base, layer, secrets)
+        cfg = config_mod.build(layer, secrets)
     except config_mod.ConfigError as e:
         raise SimError(str(e))
     return layer, secrets, cfg
@@ -209,7 +218,8 @@ class Sim:
         s = self.cfg["sensor"]
         trend = None
         if self.prev is not None and row.minute > self.prev[0]:
-            trend = (row.mgdl - self.prev[1]) / (row.minute - self.prev[0])
+            # the frame's i8 trend holds -12.7..12.7 mg/dL/min
+            trend = max(-12.7, min(12.7, (row.mgdl - self.prev[1]) / (row.minute - self.prev[0])))
         self.prev = (row.minute, row.mgdl)
         self.counter += 1
         key = None if s["allow_plain"] and not s["bind_key"] else bytes.fromhex(s["bind_key"])

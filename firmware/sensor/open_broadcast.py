@@ -140,10 +140,10 @@ class BroadcastReceiver:
             return None, "implausible"
         else:
             mgdl = g
-        if t == _TREND_UNKNOWN:
+        if t == _TREND_UNKNOWN or t > _TREND_MAX or t < -_TREND_MAX:
+            # An implausible trend makes the trend unknown, never the glucose: dropping the reading
+            # would hide exactly the fast fall a parent most needs to hear about.
             trend = None
-        elif t > _TREND_MAX or t < -_TREND_MAX:
-            return None, "implausible"
         else:
             trend = t / 10
         lm = self._last_minutes

@@ -136,7 +136,9 @@ def test_implausible_values_are_refused():
     rx = _receiver()
     assert rx.accept(ob.encode_frame(_SID, 1, 700, 0.0, 700, 0, _KEY)) == (None, "implausible")
     assert rx.accept(ob.encode_frame(_SID, 2, 10, 0.0, 700, 0, _KEY)) == (None, "implausible")
-    assert rx.accept(ob.encode_frame(_SID, 3, 100, 12.0, 700, 0, _KEY)) == (None, "implausible")
+    # an implausible trend loses the trend, never the glucose: a fast fall must still alarm
+    got, why = rx.accept(ob.encode_frame(_SID, 3, 64, -12.0, 700, 0, _KEY))
+    assert why is None and got.mgdl == 64 and got.trend is None
     assert rx.accept(ob.encode_frame(_SID, 4, 100, 0.0, 700, 0, _KEY))[0].mgdl == 100
     # minutes since session start going back by hours: not the same session, not a new one
     assert rx.accept(ob.encode_frame(_SID, 5, 100, 0.0, 400, 0, _KEY)) == (None, "implausible")
