@@ -7,7 +7,7 @@ import asyncio
 
 from firmware.core import ticks
 from firmware.core.gateway import Gateway
-from firmware.shell import config_store
+from firmware.shell import config_store, radio
 from firmware.shell.player import Player
 from firmware.shell.uplink import Uplink
 
@@ -17,13 +17,6 @@ except ImportError:
     def const(x):
         return x
 
-# Finite scan windows: aioble keeps one result per address for a scan's whole duration, and rotating
-# random addresses would grow that set without bound. 10 s windows bound it to one window's devices.
-_SCAN_MS = const(10000)
-# Passive scan with a 30 ms window every 100 ms leaves the shared 2.4 GHz radio to Wi-Fi 70% of the time;
-# a CGM advertising every ~1 s is still heard within a few seconds.
-_SCAN_INTERVAL_US = const(100000)
-_SCAN_WINDOW_US = const(30000)
 _TICK_MS = const(1000)         # core judgement period: link silence is judged to the second
 _HEALTH_MS = const(60000)      # health topic period
 _BOOT_SHOW_MS = const(1000)    # `booting` pattern before the self-test
@@ -38,15 +31,6 @@ def _mkdir(path):
         pass  # exists
 
 
-def make_receiver(cfg, data_dir):
-    s = cfg["sensor"]
-    if s["kind"] == "broadcast":
-        from firmware.sensor.open_broadcast import BroadcastReceiver
-        from firmware.sensor.counter_store import FileCounterStore
-        return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
-    return None  # cgms: the central task owns the connection
-
-
 class App:
     def __init__(self, board, cfg, cfg_error=None):
         self.board = board
@@ -56,7 +40,7 @@ class App:
         self.gw = Gateway(cfg, now)
         self.player = Player(board, self.clock)
         self.uplink = Uplink(cfg, board, self.clock)
-        self.receiver = make_receiver(cfg, board.data_dir)
+        self.receiver = radio.make_receiver(cfg, board.data_dir)
         self.t0 = now
         self.restarts = 0
         if cfg_error is not None:
@@ -79,21 +63,6 @@ class App:
                 self.uplink.send(eff[1], eff[2], eff[3], eff[4])
 
     # ---- tasks --------------------------------------------------------------------------------
-    async def radio_task(self):
-        ble, rx, gw = self.board.ble, self.receiver, self.gw
-        while True:
-            async with ble.scan(_SCAN_MS, interval_us=_SCAN_INTERVAL_US, window_us=_SCAN_WINDOW_US,
-                                active=False) as scanner:
-                async for result in scanner:
-                    reading, reason = rx.accept(result.adv_data)
-                    if reading is not None:
-                        reading.wall_ms = self.clock.wall_ms()
-                        gw.on_reading(self.now(), reading)
-                        self.flush()
-                    elif reason is not None:
-                        gw.on_reject(self.now(), reason)
-                        self.flush()
-
     async def tick_task(self):
         while True:
             now = self.now()
@@ -157,7 +126,7 @@ class App:
         tasks = [asyncio.create_task(self.player.run())]
         await self.boot()
         if self.receiver is not None:
-            tasks.append(asyncio.create_task(self.supervise("radio", self.radio_task)))
+            tasks.append(asyncio.create_task(self.supervise("radio", lambda: radio.scan_task(self))))
         tasks.append(asyncio.create_task(self.supervise("tick", self.tick_task)))
         tasks.append(asyncio.create_task(self.supervise("button", self.button_task)))
         tasks.append(asyncio.create_task(self.supervise("health", self.health_task)))

@@ -1,0 +1,40 @@
+# Radio tasks: the first hop of the alarm path. Sensor frames in, readings to the core, nothing else.
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# Finite scan windows: aioble keeps one result per address for a scan's whole duration, and rotating
+# random addresses would grow that set without bound. 10 s windows bound it to one window's devices.
+_SCAN_MS = const(10000)
+# Passive scan with a 30 ms window every 100 ms leaves the shared 2.4 GHz radio to Wi-Fi 70% of the time;
+# a CGM advertising every ~1 s is still heard within a few seconds.
+_SCAN_INTERVAL_US = const(100000)
+_SCAN_WINDOW_US = const(30000)
+
+
+def make_receiver(cfg, data_dir):
+    s = cfg["sensor"]
+    if s["kind"] == "broadcast":
+        from firmware.sensor.open_broadcast import BroadcastReceiver
+        from firmware.sensor.counter_store import FileCounterStore
+        return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
+    return None  # cgms: a central task owns the connection (not built yet)
+
+
+async def scan_task(app):
+    """Passive scan for Open CGM broadcast frames, forever, in finite windows."""
+    ble, rx, gw, clock = app.board.ble, app.receiver, app.gw, app.clock
+    while True:
+        async with ble.scan(_SCAN_MS, interval_us=_SCAN_INTERVAL_US, window_us=_SCAN_WINDOW_US,
+                            active=False) as scanner:
+            async for result in scanner:
+                reading, reason = rx.accept(result.adv_data)
+                if reading is not None:
+                    reading.wall_ms = clock.wall_ms()
+                    gw.on_reading(clock.ticks_ms(), reading)
+                    app.flush()
+                elif reason is not None:
+                    gw.on_reject(clock.ticks_ms(), reason)
+                    app.flush()
