@@ -128,33 +128,39 @@ def effective(section, cfg):
     return out
 
 
+def _in_mmol(k, v, mmol_units):
+    """Whether value v of key k is in mmol/L. The mg/dL and mmol/L ranges of a threshold do not
+    overlap (40..450 against 2.2..25), so a value is read in the only unit it makes sense in;
+    alarms.units decides the overlap (small dead-bands and rates). This keeps the mg/dL
+    defaults right when a family sets units to mmol and only some thresholds."""
+    lo, hi = _RANGES[k]
+    in_mg = lo <= v <= hi
+    in_mmol = lo / MGDL_PER_MMOL <= v <= hi / MGDL_PER_MMOL
+    return in_mmol and (mmol_units or not in_mg)
+
+
 def to_mgdl(alarms):
-    """A copy of an alarms dict with every glucose value in mg/dL (thresholds rounded to whole mg/dL,
-    as readings are whole mg/dL). units becomes "mgdl"; a mg/dL dict comes back unchanged."""
+    """A copy of an alarms dict with every glucose value in mg/dL (thresholds rounded to whole
+    mg/dL, as readings are whole mg/dL). units stays: it also says how the why text is shown."""
     out = dict(alarms)
-    if alarms.get("units", "mgdl") != "mmol":
-        return out
+    mmol = alarms.get("units", "mgdl") == "mmol"
     for k in _GLUCOSE_KEYS:
-        if k in out:
+        if k in out and type(out[k]) in (int, float) and _in_mmol(k, out[k], mmol):
             out[k] = int(out[k] * MGDL_PER_MMOL + 0.5)
     for k in _RATE_KEYS:
-        if k in out:
+        if k in out and type(out[k]) in (int, float) and _in_mmol(k, out[k], mmol):
             out[k] = out[k] * MGDL_PER_MMOL
-    out["units"] = "mgdl"
     return out
 
 
 def check(alarms):
     """Cross-key checks after unit conversion; raises AlarmConfigError naming the key to fix."""
-    mmol = alarms.get("units", "mgdl") == "mmol"
     a = to_mgdl(effective("alarms", alarms))
     for k in _RANGES:
         lo, hi = _RANGES[k]
-        if not lo <= a[k] <= hi:
-            if mmol:
-                return _fail("alarms." + k, "in mmol/L must be between %.1f and %.1f" % (
-                    lo / MGDL_PER_MMOL, hi / MGDL_PER_MMOL))
-            return _fail("alarms." + k, "in mg/dL must be between %d and %d" % (lo, hi))
+        if type(a[k]) not in (int, float) or not lo <= a[k] <= hi:
+            return _fail("alarms." + k, "must be between %s and %s mg/dL (%.2f..%.1f mmol/L)" % (
+                lo, hi, lo / MGDL_PER_MMOL, hi / MGDL_PER_MMOL))
     if not a["urgent_low"] < a["low"] < a["high"] < a["urgent_high"]:
         return _fail("alarms", "need urgent_low < low < high < urgent_high")
     if a["low_need"] > a["low_of"]:
