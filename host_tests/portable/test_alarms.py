@@ -284,3 +284,39 @@ def test_alarms_across_the_ticks_wrap():
     f.e.press(f.t)
     evs = f.read(50, 51, 49, 50, 48, 50, every=5)
     assert states(evs, "urgent_low", "raised") == [("urgent_low", "raised")]
+
+
+def test_a_snooze_that_ends_above_the_threshold_stays_quiet_until_the_next_low_reading():
+    f = Feed()
+    f.read(72, 66, every=1)
+    f.e.press(f.t)                           # snoozed 15 min
+    evs = f.read(70, 74, 76, 75, every=5)    # 20 min: recovering but not yet past 80
+    assert states(evs, state="raised") == []
+    assert f.e.state() == ("low", "off")
+    evs = f.read(69, every=1)                # low again: sounds now
+    assert states(evs) == [("low", "raised")]
+    assert f.e.state() == ("low", "on")
+
+
+def test_ack_of_a_high_quiets_it_for_the_high_snooze_time():
+    f = Feed()
+    f.read(262, 258, every=1)
+    evs = f.e.ack(f.t, "remote")
+    assert states(evs) == [("high", "acked")]
+    evs = f.read(265, 270, 262, 268, 266, 264, 262, 260, 258, 262, 266, every=5)   # 55 min
+    assert states(evs, state="raised") == []
+    evs = f.read(265, every=5)               # 60 min
+    assert states(evs) == [("high", "raised")]
+
+
+def test_one_raise_for_a_noisy_slow_low_episode():
+    # A night low as a sensor shows it: noise of a few mg/dL around a slow dip and recovery.
+    f = Feed()
+    trace = [92, 88, 85, 81, 79, 75, 73, 69, 72, 68, 70, 66, 69, 65, 67, 64, 66, 68, 65, 69,
+             71, 68, 72, 70, 74, 71, 76, 79, 77, 82, 85, 88]
+    evs = f.read(*trace)
+    low_side = ("low", "urgent_low", "urgent_low_soon")
+    raised = [e for e in evs if e["state"] == "raised" and e["level"] in low_side]
+    assert len(raised) == 1
+    assert states(evs, "low", "cleared") == [("low", "cleared")]
+    assert f.e.state() == (None, "off")
