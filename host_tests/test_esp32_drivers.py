@@ -347,7 +347,7 @@ def test_wifi_without_networks_says_so(hw):
 
 # --- safe mode ---
 
-def test_safe_mode_by_button_or_file(hw, tmp_path, monkeypatch):
+def test_safe_mode_by_button_or_file(hw, tmp_path, monkeypatch, capsys):
     from firmware.hal.esp32 import safe_mode_requested
     monkeypatch.chdir(tmp_path)
     cfg = _board_cfg("esp32_devkitc")
@@ -370,3 +370,22 @@ def test_safe_mode_by_button_or_file(hw, tmp_path, monkeypatch):
     assert safe_mode_requested(cfg, blip, sleeper) is False
     (tmp_path / "safe_mode").write_text("")
     assert safe_mode_requested(cfg, free, sleeper) is True
+    # A broken board.json cannot block the way in: the flag file still works, the button does not.
+    assert safe_mode_requested({"name": "x"}, held, sleeper) is True
+    (tmp_path / "safe_mode").unlink()
+    assert safe_mode_requested({"name": "x"}, held, sleeper) is False
+    assert "booting normally" in capsys.readouterr().out
+
+
+def test_safe_mode_from_raw_board_json(hw, tmp_path, monkeypatch):
+    """boot.py passes the raw /board.json: a BOOT-strap button still gets its 1.5 s window."""
+    from firmware.hal.esp32 import safe_mode_requested
+    monkeypatch.chdir(tmp_path)
+    with open(os.path.join(ROOT, "board_configs", "esp32c3_supermini.json")) as f:
+        raw = json.load(f)
+    clock = FakeClock()
+
+    def sleeper(ms):
+        clock.t += ms
+
+    assert safe_mode_requested(raw, ScriptedPin(clock, [(1200, 10 ** 6)]), sleeper) is True

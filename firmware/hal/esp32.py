@@ -298,13 +298,14 @@ def safe_mode_requested(board_cfg, pin=None, sleep_ms=None):
     if _file_exists(SAFE_MODE_FILE):
         return True
     try:
+        board_cfg = board_schema.build(board_cfg)   # raw /board.json is fine: fills the window
         bcfg = board_cfg["button"]
         if pin is None:
             pin = make_pin(bcfg)
         if sleep_ms is None:
             sleep_ms = time.sleep_ms
         want = 0 if bcfg["active_low"] else 1
-        window = board_cfg.get("safe_mode_window_ms", 300)
+        window = board_cfg["safe_mode_window_ms"]
         held = 0
         waited = 0
         while True:
