@@ -70,9 +70,18 @@ def test_dry_run_sequence_for_each_board(board, capsys, tmp_path):
 
 
 def test_dry_run_without_config_copies_none(capsys):
-    rc, lines, _ = _dry(capsys, "--board", "esp32_devkitc")
+    rc, lines, _ = _dry(capsys, "--board", "esp32_devkitc", "--no-config")
     assert rc == 0
     assert not any(":config.json" in l or ":secrets.json" in l for l in lines)
+
+
+def test_provisioned_files_in_the_current_directory_are_used(capsys, tmp_path, monkeypatch):
+    cfg, sec = _configs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, lines, err = _dry(capsys, "--board", "esp32_devkitc")
+    assert rc == 0 and "config.json and secrets.json" in err
+    assert MP + "cp %s :config.json" % cfg in lines
+    assert MP + "cp %s :secrets.json" % sec in lines
 
 
 def test_host_and_unknown_boards_refused(capsys):

