@@ -276,19 +276,37 @@ class CgmsTracker:
             keep.append(g)
         self.gaps = keep
 
-    def _take_from_gaps(self, off):
+    def _take_from_gaps(self, off, fresh):
         """True when off falls in a gap; every gap holding it then moves past it (RACP reports
-        ascending, so anything below is done or a repeat)."""
+        ascending, so anything below is done or a repeat). Two exceptions, both because aioble
+        keeps only the newest notification and the RACP's records share the live characteristic:
+        - a fresh record in a gap still open at the top is the sensor's live one, maybe sent in the
+          middle of the RACP's report: it closes the gap there and the report fills in below it;
+        - a step of gap_min or more inside a requested gap means the records between were lost
+          on the way (or the sensor never had them): that stretch is asked for once more."""
         hit = False
         keep = []
         for g in self.gaps:
             if off >= g[0] and (g[1] is None or off < g[1]):
                 hit = True
-                g[0] = off + 1
+                skipped = g[2] and off - g[0] >= self.gap_min
+                if g[1] is None and fresh:
+                    g[1] = off
+                    if skipped:
+                        g[2] = False
+                else:
+                    if skipped:
+                        # tries carried over: a real hole in the sensor's memory ends after _MAX_TRIES
+                        keep.append([g[0], off, False, g[3]])
+                    g[0] = off + 1
                 if g[1] is not None and g[0] >= g[1]:
                     continue
             keep.append(g)
         self.gaps = keep
+        while len(keep) > _MAX_GAPS:
+            a, b = keep[0], keep.pop(1)
+            a[1] = b[1]
+            a[2] = a[2] and b[2]
         return hit
 
     def on_records(self, records, now_ms):
@@ -302,10 +320,11 @@ class CgmsTracker:
     def _one(self, r, now_ms):
         off = r.offset
         held = self.held
-        if self._take_from_gaps(off):
+        fresh = self._fresh(off, now_ms)
+        if self._take_from_gaps(off, fresh):
             if held is None or off > held:
                 self.held = off
-            if self._fresh(off, now_ms):
+            if fresh:
                 self._anchor = (off, now_ms)
                 return self._reading(r, False)
             return self._reading(r, True)
