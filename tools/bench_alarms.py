@@ -201,10 +201,17 @@ def activity(events):
     return onsets, spans
 
 
+# A true excursion, the same for every policy: the consensus target range is 70..180 mg/dL.
+TRUE_LOW = 70.0
+TRUE_HIGH = 180.0
+
+
 def score(rows, events, low_t, high_t, lead=30.0, near=30.0):
     """Per-trace counts for one policy. lead: an alarm up to this long before an episode starts
-    counts for it (prediction). near: an alarm is a nuisance when the true BG stays on the safe
-    side of that policy's own threshold for `near` minutes either side."""
+    counts for it (prediction). nuisance: an alarm onset with no true excursion (true BG below
+    TRUE_LOW for a low-side alarm, above TRUE_HIGH for a high-side one) within `near` minutes
+    either side. off_own: onsets where the true BG stayed on the safe side of the policy's own
+    threshold (low_t / high_t) within `near` minutes (printed for information)."""
     onsets, spans = activity(events)
     eps = episodes(rows)
     caught, delays, raises = 0, [], []
@@ -221,17 +228,17 @@ def score(rows, events, low_t, high_t, lead=30.0, near=30.0):
         n = len([1 for m, side in onsets if side == "low" and w0 <= m <= b])
         n += len([1 for s, e, side in spans if side == "low" and s < w0 <= e])
         raises.append(n)
-    nuisance = 0
+    nuisance = off_own = 0
     for m, side in onsets:
-        lo, hi = m - near, m + near
+        near_bg = [bg for t, bg, _ in rows if m - near <= t <= m + near]
         if side == "low":
-            real = any(lo <= t <= hi and bg < low_t for t, bg, _ in rows)
+            nuisance += min(near_bg) >= TRUE_LOW
+            off_own += min(near_bg) >= low_t
         else:
-            real = any(lo <= t <= hi and bg > high_t for t, bg, _ in rows)
-        if not real:
-            nuisance += 1
+            nuisance += max(near_bg) <= TRUE_HIGH
+            off_own += max(near_bg) <= high_t
     return {"episodes": len(eps), "caught": caught, "delays": delays, "raises": raises,
-            "nuisance": nuisance, "onsets": len(onsets)}
+            "nuisance": nuisance, "off_own": off_own, "onsets": len(onsets)}
 
 
 def _median(xs):
@@ -291,7 +298,7 @@ def main(argv):
         for pname, make, lo_t, hi_t in policies:
             s = score(rows, replay(samples, make()), lo_t, hi_t)
             t = total.setdefault(pname, {"episodes": 0, "caught": 0, "delays": [], "raises": [],
-                                         "nuisance": 0, "onsets": 0})
+                                         "nuisance": 0, "off_own": 0, "onsets": 0})
             for k in t:
                 t[k] = t[k] + s[k]
             line.append("%s %d/%d caught, %d nuisance" % (pname, s["caught"], s["episodes"],
@@ -301,18 +308,21 @@ def main(argv):
     print("\nper patient:")
     print("\n".join(per_patient))
     print("\n%d patient-days, 5-min CGM, %d%% of readings dropped" % (pdays, _DROP * 100))
-    hdr = "%-11s %-15s %-22s %-20s %-22s %s" % (
+    hdr = "%-11s %-13s %-20s %-16s %-19s %-13s %s" % (
         "policy", "hypos caught", "median start->alarm", "nuisance/pt-day", "raises/episode",
-        "alarm onsets")
+        "alarm onsets", "off own threshold")
     print(hdr)
     for pname, _, _, _ in policies:
         t = total[pname]
         r = t["raises"]
         mean_r = sum(r) / float(len(r)) if r else float("nan")
-        print("%-11s %-15s %-22s %-20s %-22s %d" % (
+        print("%-11s %-13s %-20s %-16s %-19s %-13d %d" % (
             pname, "%d/%d" % (t["caught"], t["episodes"]),
             "%+.1f min" % _median(t["delays"]), "%.2f (%d)" % (t["nuisance"] / pdays, t["nuisance"]),
-            "mean %.2f, max %d" % (mean_r, max(r) if r else 0), t["onsets"]))
+            "mean %.2f, max %d" % (mean_r, max(r) if r else 0), t["onsets"], t["off_own"]))
+    print("nuisance: an alarm onset with no true excursion (true BG < %d or > %d) within 30 min;"
+          % (TRUE_LOW, TRUE_HIGH))
+    print("off own threshold: true BG stayed on the safe side of the policy's own threshold.")
     e, b = total["nightstand"], total["nightscout"]
     checks = [
         ("every hypo episode caught", e["caught"] == e["episodes"]),

@@ -204,27 +204,30 @@ class AlarmEngine:
         out = []
         for side in self._sides:
             newly = []
+            # Raises before clears: a hand-over inside one reading (urgent_low_soon clearing as
+            # low raises) keeps the buzzer and its escalation clock going; no level can both
+            # raise and clear on one reading (past threshold vs past threshold + dead-band).
             for i in range(len(side.levels)):
                 level = side.levels[i]
                 j = judged[level]
                 self._met[level] = j[1]
                 self._still[level] = j[5]
-                if side.latched[i] and j[2]:
+                if not side.latched[i] and j[0]:
+                    side.latched[i] = True
+                    newly.append(level)
+                    ev = _event(level, "raised", j[3])
+                    if side.quiet(now_ms) and i <= side.quiet_rank:
+                        ev["quiet"] = True  # a snoozed alarm that dipped again stays quiet
+                    out.append(ev)
+            for i in range(len(side.levels)):
+                level = side.levels[i]
+                if side.latched[i] and judged[level][2] and level not in newly:
                     side.latched[i] = False
-                    out.append(_event(level, "cleared", j[4]))
+                    out.append(_event(level, "cleared", judged[level][4]))
             if side.top() < 0:
                 side.silence()
                 if side.quiet_urgent:  # an urgent-low ack ends with the episode
                     side.quiet_until, side.quiet_urgent = None, False
-            for i in range(len(side.levels)):
-                level = side.levels[i]
-                if not side.latched[i] and judged[level][0]:
-                    side.latched[i] = True
-                    newly.append(level)
-                    ev = _event(level, "raised", judged[level][3])
-                    if side.quiet(now_ms) and i <= side.quiet_rank:
-                        ev["quiet"] = True  # a snoozed alarm that dipped again stays quiet
-                    out.append(ev)
             self._sound_rule(now_ms, side, newly, out)
         return out
 

@@ -320,3 +320,16 @@ def test_one_raise_for_a_noisy_slow_low_episode():
     assert len(raised) == 1
     assert states(evs, "low", "cleared") == [("low", "cleared")]
     assert f.e.state() == (None, "off")
+
+
+def test_a_hand_over_inside_one_reading_keeps_sounding_and_the_escalation_clock():
+    f = Feed({"falling_fast": True, "soon_min": 0})
+    evs = f.read(83, 77, 71, every=2)       # -3/min twice: falling_fast raised at minute 4
+    assert states(evs, "falling_fast") == [("falling_fast", "raised")]
+    evs = f.read(70, every=0)               # minute 6: fall slows (clears), low raises
+    assert states(evs) == [("low", "raised"), ("falling_fast", "cleared")]
+    assert f.e.state() == ("low", "on")
+    evs = f.wait(2.5)                       # minute 8.5: 4.5 min after the first raise
+    assert states(evs) == []
+    evs = f.wait(0.5)                       # minute 9: 5 min after the first raise, not after low's
+    assert states(evs) == [("low", "escalated")]
