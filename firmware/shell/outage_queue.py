@@ -354,21 +354,26 @@ class OutageQueue:
             if seqs[i] > newest:
                 newest = seqs[i]
                 self._w = where[i] + self._rec_len(where[i])
-        # The run of consecutive seqs that ends at the newest record, above `popped`.
+        # The run of consecutive seqs that ends at the newest record, above `popped`: mark which
+        # of the last len(seqs) seqs exist (one byte each, not a sorted copy of every seq).
         first = newest
         if newest > self._popped:
-            have = sorted(seqs)
-            k = len(have) - 1
-            while k > 0 and first - 1 > self._popped:
-                k -= 1
-                if have[k] == first:
-                    continue            # the same seq twice: only after outside tampering
-                if have[k] != first - 1:
-                    break
+            n = len(seqs)
+            have = bytearray(n + 1)
+            for s in seqs:
+                if newest - s <= n:
+                    have[newest - s] = 1
+            d = 1
+            while d <= n and have[d] and newest - d > self._popped:
                 first -= 1
+                d += 1
+            have = None
+            for i in range(n):
+                if seqs[i] == first:
+                    self._hpos = where[i]
+                    break
             self._hseq = first
             self._count = newest - first + 1
-            self._hpos = where[list(seqs).index(first)]
             self._hlen = self._rec_len(self._hpos)
         self.dropped = pop_dropped
         if self._count and first > self._popped + 1:
@@ -382,7 +387,7 @@ class OutageQueue:
     def _scan(self):
         """Every good record in the data area: (seqs, positions), in position order."""
         import array
-        seqs, where = array.array("L"), array.array("L")
+        seqs, where = array.array("I"), array.array("I")   # 4 bytes each on every port
         f, end, p = self._f, self._end(), _HDR
         while f is not None and p + _FRAME < end:
             f.seek(p)
