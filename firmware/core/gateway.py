@@ -69,12 +69,15 @@ class Gateway:
         self._refresh(now_ms)
 
     def set_fault(self, now_ms, name, why=None):
-        """why=None clears the fault."""
+        """why=None clears the fault. A change emits a `fault` event and updates the retained state."""
+        if self.faults.get(name) == why:
+            return  # no news: judged again every few seconds, said only on a change
         if why is None:
             self.faults.pop(name, None)
         else:
             self.faults[name] = why
-        self._refresh(now_ms)
+        self._emit({"event": "fault", "name": name, "why": why, "active": why is not None})
+        self._refresh(now_ms, publish_state=True)
 
     def selftest(self, now_ms, duration_ms=3000):
         self.show_name = "selftest"
@@ -126,7 +129,8 @@ class Gateway:
         else:
             up = self.links.up
             name, snd = patterns.choose(level, sound, up["sensor"], up["cloud"], self.faults,
-                                        self.silent_sound)
+                                        self.silent_sound,
+                                        "soft" if self.cfg["silence"].get("cloud_chirp") else "off")
         if name != self.pattern or snd != self.sound:
             self.pattern, self.sound = name, snd
             self.out.append(("pattern", name, snd))
@@ -137,5 +141,8 @@ class Gateway:
 
     def _publish_state(self, now_ms):
         up = self.links.up
-        self.out.append(("publish", "state", payloads.state(
-            now_ms, self.pattern, self.alarms.state()[0], up["sensor"], up["cloud"], self.last), 1, True))
+        st = payloads.state(now_ms, self.pattern, self.alarms.state()[0], up["sensor"], up["cloud"], self.last)
+        names = sorted(self.faults)
+        st["fault"] = names[0] if names else None  # what `fault` on the box means right now
+        st["faults"] = names
+        self.out.append(("publish", "state", st, 1, True))
