@@ -106,6 +106,11 @@ SCHEMA = {
         "user": ("", _str(64)),
         "password": ("", _str(128)),
         "timeout_s": (5, _num_range(0.05, 60)),  # real seconds, never scaled by the sim clock
+        "tls": (False, _bool),              # TLS with CERT_REQUIRED against mqtt.ca
+        "ca": ("", _str(128)),              # path of the CA certificate (PEM) on the board
+        "server_name": ("", _str(253)),     # name the broker's certificate must carry; "" = host
+        "ha_discovery": (True, _bool),      # Home Assistant MQTT discovery (retained)
+        "ha_prefix": ("homeassistant", _topic_part),
     },
     "alarms": {
         "urgent_low": (55, _num_range(40, 80)),
@@ -170,6 +175,8 @@ def check_consistency(cfg):
         raise ConfigError("sensor.bind_key", "needed unless sensor.allow_plain is true")
     if s["kind"] == "cgms" and not s["address"]:
         raise ConfigError("sensor.address", "needed when sensor.kind is cgms")
+    if cfg["mqtt"]["tls"] and not cfg["mqtt"]["ca"]:
+        raise ConfigError("mqtt.ca", "needed when mqtt.tls is true (the CA that signed the broker)")
 
 
 def build(*layers):

@@ -9,7 +9,8 @@ from firmware.core import ticks
 from firmware.core.gateway import Gateway
 from firmware.shell import config_store, radio
 from firmware.shell.player import Player
-from firmware.shell.uplink import Uplink
+from firmware.shell.uplink import Uplink, open_queue
+from firmware.core import ha_discovery
 
 try:
     from micropython import const
@@ -39,13 +40,16 @@ class App:
         now = self.clock.ticks_ms()
         self.gw = Gateway(cfg, now)
         self.player = Player(board, self.clock)
-        self.uplink = Uplink(cfg, board, self.clock)
+        queue, queue_err = open_queue(board.data_dir)
+        self.uplink = Uplink(cfg, board, self.clock, queue, discovery=ha_discovery.messages(cfg))
         self.receiver = radio.make_receiver(cfg, board.data_dir)
         self.t0 = now
         self.restarts = 0
         if cfg_error is not None:
             self.gw.set_fault(now, "config", str(cfg_error))
             board.emit({"event": "fault", "name": "config", "why": str(cfg_error)})
+        if queue_err is not None:
+            self.gw.set_fault(now, "queue", queue_err)  # the gateway emits the fault event
         self.wifi_up = None
 
     def now(self):
@@ -73,6 +77,8 @@ class App:
             for item in self.uplink.news():
                 if item[0] == "cmd":
                     self.gw.on_reject(now, "unauthenticated_command")  # commands land with issue 6
+                elif item[0] in ("queue", "down"):
+                    self.board.emit({"event": "uplink", "what": item[0], "why": item[1]})
             rx = self.uplink.rx_ticks
             if rx is not None:
                 self.gw.on_cloud_ok(rx)
@@ -94,7 +100,7 @@ class App:
                 "heap_free": self.board.heap_free(),
                 "rssi": self.board.wifi.rssi(),
                 "queue_depth": self.uplink.depth(),
-                "dropped": self.uplink.dropped,
+                "dropped": self.uplink.lost(),
                 "resets": self.restarts,
             }, 0, False)
 

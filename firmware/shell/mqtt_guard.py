@@ -11,21 +11,27 @@ class TimedSocket:
     def __init__(self, timeout_s, on_rx):
         self.timeout_s = timeout_s
         self.on_rx = on_rx
-        self.s = _socket.socket()
-        self.s.settimeout(timeout_s)
+        self.raw = _socket.socket()  # the TCP socket: timeouts are always set on this one
+        self.s = self.raw            # what reads and writes go through (the TLS layer once wrapped)
+        self.raw.settimeout(timeout_s)
 
     def connect(self, addr):
-        self.s.connect(addr)
+        self.raw.connect(addr)
+
+    def wrap(self, tls_sock):
+        """TLS (firmware.shell.tls) wraps our TCP socket; reads and writes go through TLS from now
+        on, while the real-time timeout stays on the TCP socket underneath."""
+        self.s = tls_sock
 
     def setblocking(self, flag):
         if flag:
-            self.s.settimeout(self.timeout_s)
+            self.raw.settimeout(self.timeout_s)
         else:
-            self.s.setblocking(False)
+            self.raw.setblocking(False)
 
     def settimeout(self, t):
         # umqtt 1.8 passes its own timeout (None = forever): ours always wins.
-        self.s.settimeout(self.timeout_s)
+        self.raw.settimeout(self.timeout_s)
 
     def read(self, n):
         data = self.s.read(n)
@@ -40,6 +46,8 @@ class TimedSocket:
 
     def close(self):
         self.s.close()
+        if self.raw is not self.s:
+            self.raw.close()
 
 
 class GuardedSocketModule:

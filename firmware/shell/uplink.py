@@ -1,10 +1,14 @@
 # MQTT uplink. umqtt.simple blocks, so it runs on its own thread; the asyncio side (and so the alarm
-# path) only ever touches two lock-guarded lists and never waits on the network.
+# path) only ever touches two lock-guarded lists and never waits on the network or on flash.
 #
-#   asyncio side: send() puts messages in `pending`; news() drains what the worker learned.
-#   worker thread: connects (last will: availability offline, retained), publishes online, subscribes to
-#   commands, sends queued readings first (replayed: true), then pending messages in order, pings.
-#   While the cloud is down, readings spill from RAM to the outage queue (flash on a board).
+#   asyncio side: send() puts messages in `pending`; news() drains what the worker learned. The lock
+#   is only ever held for a list operation, never across a socket call or a flash write.
+#   worker thread: connects (last will: availability offline, retained), publishes online, subscribes
+#   to commands and homeassistant/status, publishes Home Assistant discovery, sends queued readings
+#   first (replayed: true), then pending messages in order, pings.
+#   While the cloud is down, readings move from RAM to the outage queue (a flash ring on a board, see
+#   outage_queue.py); the worker is the only user of the queue. While the cloud is up nothing is
+#   written to flash: readings go from RAM straight to the broker.
 import json
 import random
 import time
@@ -19,10 +23,16 @@ except ImportError:
 from firmware.core import ticks
 from firmware.shell import mqtt_guard
 
-_RAM_SLOTS = const(32)       # messages held in RAM; a reading beyond this spills to the outage queue
+_RAM_SLOTS = const(32)       # pending readings beyond this move to the outage queue even while up
+_RAM_HARD = const(64)        # send() never lets RAM grow past this (worker stuck): oldest dropped, counted
 _BACKOFF_MIN_MS = const(500)  # first reconnect wait (clock time)
 _BACKOFF_MAX_MS = const(30000)  # cap: a broker back after an outage is found within 30 s
 _IDLE_POLL_MS = const(2)     # real ms the worker sleeps when it has nothing to do
+_QUEUE_FILE = "/outage.q"    # in board.data_dir
+# MicroPython's time.sleep_ms; CPython (portable tests) has only time.sleep
+_sleep_ms = getattr(time, "sleep_ms", None) or (lambda ms: time.sleep(ms / 1000))
+# 288 readings (24 h at one per 5 min) of ~60 packed bytes each fit in 16 KiB with room to spare.
+_QUEUE_BYTES = const(16384)
 
 
 class RamQueue:
@@ -50,8 +60,20 @@ class RamQueue:
         return len(self.items)
 
 
+def open_queue(data_dir):
+    """(queue, None) with the flash ring in data_dir, or (RamQueue, reason) when there is no usable
+    filesystem: the gateway still queues in RAM and says why (a `fault` the app shows)."""
+    try:
+        import os
+        os.stat(data_dir)  # the ring creates its file on the first outage: the dir must be there
+        from firmware.shell.outage_queue import OutageQueue
+        return OutageQueue(data_dir + _QUEUE_FILE, _QUEUE_BYTES), None
+    except Exception as e:
+        return RamQueue(), "outage queue in RAM only: %r" % (e,)
+
+
 class Uplink:
-    def __init__(self, cfg, board, clock, queue=None, client_factory=None):
+    def __init__(self, cfg, board, clock, queue=None, client_factory=None, discovery=None):
         m = cfg["mqtt"]
         self.mq = m
         self.prefix = m["prefix"] + "/" + cfg["gateway_id"]
@@ -60,17 +82,23 @@ class Uplink:
         self.clock = clock
         self.queue = queue if queue is not None else RamQueue()
         self.client_factory = client_factory
+        # [(topic, payload)] published retained on every connect and when HA says it is online
+        self.discovery = discovery or []
+        self.ha_status = m.get("ha_prefix", "homeassistant") + "/status"
+        self._ha_due = False
         self.lock = _thread.allocate_lock()
         self.pending = []      # [suffix, payload, qos, retain]
-        self._news = []        # ("up",) ("down", why) ("cmd", name, bytes)
+        self._news = []        # ("up",) ("down", why) ("cmd", name, bytes) ("queue", why)
         self.rx_ticks = None   # ticks of the last bytes from the broker (a round trip)
         self.connected = False
-        self.dropped = 0
+        self.dropped = 0       # messages lost in RAM (the queue counts its own in queue.dropped)
         self.sent = 0
+        self.queued = 0        # readings ever written to the outage queue (tests: flash writes)
         self.running = True
         self.client = None
         self._ping_ms = min(m["keepalive"] * 500, cfg["silence"]["cloud_after_s"] * 333)
         self._last_ping = None
+        self._backoff = _BACKOFF_MIN_MS
 
     # ---- asyncio side -------------------------------------------------------------------------
     def send(self, suffix, payload, qos=0, retain=False):
@@ -81,7 +109,7 @@ class Uplink:
             elif suffix == "health" and not self.connected:
                 return
             self.pending.append([suffix, payload, qos, retain])
-            if len(self.pending) > _RAM_SLOTS:
+            if len(self.pending) > _RAM_HARD:
                 self._shed()
 
     def news(self):
@@ -90,27 +118,27 @@ class Uplink:
         return out
 
     def depth(self):
+        """Messages waiting: RAM and the outage queue."""
         return len(self.pending) + len(self.queue)
+
+    def lost(self):
+        """Every message lost so far: RAM overflow plus readings the full ring dropped."""
+        return self.dropped + self.queue.dropped
 
     def start(self):
         _thread.start_new_thread(self._run, ())
 
-    # ---- shared helpers (call with the lock held) ---------------------------------------------
+    # ---- shared helpers -----------------------------------------------------------------------
     def _shed(self):
-        """RAM is full: the oldest reading goes to the outage queue, else the oldest other message."""
+        """(lock held) RAM is full and the worker is stuck: drop the oldest non-reading, else the
+        oldest reading. Never a flash write here: this runs on the alarm path's side."""
         for i, p in enumerate(self.pending):
-            if p[0] == "reading":
-                self._spill(self.pending.pop(i))
+            if p[0] != "reading":
+                self.pending.pop(i)
+                self.dropped += 1
                 return
         self.pending.pop(0)
         self.dropped += 1
-
-    def _spill(self, p):
-        payload = p[1]
-        payload["replayed"] = True
-        before = self.queue.dropped
-        self.queue.append(json.dumps(payload).encode())
-        self.dropped += self.queue.dropped - before
 
     def _tell(self, *item):
         with self.lock:
@@ -126,23 +154,42 @@ class Uplink:
         import umqtt.simple as simple
         mqtt_guard.install(simple, self.mq["timeout_s"], self._rx)
         m = self.mq
-        return simple.MQTTClient(self.client_id, m["host"], m["port"], m["user"] or None,
-                                 m["password"] or None, m["keepalive"])
+        user = m["user"] or None
+        pswd = m["password"] or None
+        if user is not None and pswd is None:
+            pswd = ""  # umqtt sends the password whenever a user is set
+        if not m.get("tls"):
+            return simple.MQTTClient(self.client_id, m["host"], m["port"], user, pswd, m["keepalive"])
+        from firmware.shell import tls
+        return tls.make_client(simple, self.client_id, m, user, pswd)
 
     def _connect(self):
         c = self._make_client()
-        c.set_last_will(self.prefix + "/availability", b"offline", True, 1)
+        c.set_last_will((self.prefix + "/availability").encode(), b"offline", True, 1)
         c.connect()
+        self.client = c
         c.set_callback(self._on_msg)
         c.subscribe((self.prefix + "/cmd/#").encode(), 0)
+        if self.discovery:
+            c.subscribe(self.ha_status.encode(), 0)
         c.publish((self.prefix + "/availability").encode(), b"online", True, 1)
-        self.client = c
+        self._publish_discovery()
         with self.lock:
             self.connected = True
         self._tell("up")
 
+    def _publish_discovery(self):
+        self._ha_due = False
+        for topic, payload in self.discovery:
+            self.client.publish(topic.encode(), payload, True, 1)
+
     def _on_msg(self, topic, msg):
-        topic = topic.decode() if isinstance(topic, bytes) else topic
+        # Runs inside umqtt's wait_msg (maybe inside a publish): never publish from here.
+        topic = topic.decode() if isinstance(topic, (bytes, bytearray)) else topic
+        if topic == self.ha_status:
+            if bytes(msg) == b"online":
+                self._ha_due = True  # Home Assistant restarted and forgot its entities
+            return
         name = topic[len(self.prefix) + 5:] if topic.startswith(self.prefix + "/cmd/") else topic
         self._tell("cmd", name, bytes(msg))
 
@@ -159,15 +206,38 @@ class Uplink:
         if was:
             self._tell("down", why)
 
-    def _spill_pending(self):
+    def _enqueue(self, payload):
+        payload["replayed"] = True  # it will arrive late: say so
+        try:
+            before = self.queue.dropped
+            self.queue.append(json.dumps(payload).encode())
+            self.queued += 1
+            if self.queue.dropped != before:
+                self._tell("queue", "full: oldest readings dropped")
+        except Exception as e:
+            # Flash failed or the payload does not fit: the reading is lost, and we say so.
+            self.dropped += 1
+            self._tell("queue", "write failed: %r" % (e,))
+
+    def _spill(self, keep_ram):
+        """Move readings from RAM to the outage queue, oldest first, until at most keep_ram readings
+        stay in RAM. Health is dropped while down (stale by the time it could be sent). The queue is
+        touched outside the lock, so send() never waits for a flash write."""
         with self.lock:
-            keep = []
+            n = -keep_ram
             for p in self.pending:
                 if p[0] == "reading":
-                    self._spill(p)
-                elif p[0] != "health":
+                    n += 1
+            keep, move = [], []
+            for p in self.pending:
+                if p[0] == "reading" and n > 0:
+                    move.append(p)
+                    n -= 1
+                elif not (keep_ram == 0 and p[0] == "health"):
                     keep.append(p)
             self.pending = keep
+        for p in move:
+            self._enqueue(p[1])
 
     def _publish(self, suffix, data, qos, retain):
         self.client.publish((self.prefix + "/" + suffix).encode(), data, retain, qos)
@@ -175,6 +245,9 @@ class Uplink:
 
     def _step(self):
         """One unit of work while connected. True when something was sent."""
+        if self._ha_due:
+            self._publish_discovery()
+            return True
         q = self.queue.peek()
         if q is not None:
             self._publish("reading", q, 1, False)
@@ -204,26 +277,32 @@ class Uplink:
         self.client.check_msg()
 
     def _run(self):
-        backoff = _BACKOFF_MIN_MS
         while self.running:
-            if not self.board.wifi.isconnected():
-                self._drop("wifi")
-                self._spill_pending()
-                self.clock.sleep_blocking_ms(1000)
-                continue
-            if self.client is None:
-                try:
-                    self._connect()
-                    backoff = _BACKOFF_MIN_MS
-                except Exception as e:
-                    self._drop("connect: %r" % (e,))
-                    self._spill_pending()
-                    self.clock.sleep_blocking_ms(backoff + random.getrandbits(8))
-                    backoff = min(backoff * 2, _BACKOFF_MAX_MS)
-                    continue
+            self._cycle()
+
+    def _cycle(self):
+        """One pass of the worker loop (tests call it directly)."""
+        if not self.board.wifi.isconnected():
+            self._drop("wifi")
+            self._spill(0)
+            self.clock.sleep_blocking_ms(1000)
+            return
+        if self.client is None:
             try:
-                if not self._step():
-                    self._idle()
-                    time.sleep_ms(_IDLE_POLL_MS)
+                self._connect()
+                self._backoff = _BACKOFF_MIN_MS
             except Exception as e:
-                self._drop("io: %r" % (e,))
+                self._drop("connect: %r" % (e,))
+                self._spill(0)
+                self.clock.sleep_blocking_ms(self._backoff + random.getrandbits(8))
+                self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
+                return
+        try:
+            if len(self.pending) > _RAM_SLOTS:
+                self._spill(_RAM_SLOTS)
+            if not self._step():
+                self._idle()
+                _sleep_ms(_IDLE_POLL_MS)
+        except Exception as e:
+            self._drop("io: %r" % (e,))
+            self._spill(0)

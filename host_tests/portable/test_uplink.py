@@ -1,0 +1,285 @@
+# Uplink worker against a fake MQTT client, driven one worker pass at a time: what reaches the broker,
+# in which order, what goes to flash and when. Runs under pytest and MicroPython.
+import json
+import os
+
+from firmware.core import config, ha_discovery
+from firmware.shell.outage_queue import OutageQueue
+from firmware.shell.uplink import Uplink, open_queue
+
+_DIR = "build/test_uplink"
+
+
+def _fresh(name):
+    for d in ("build", _DIR):
+        try:
+            os.mkdir(d)
+        except OSError:
+            pass
+    path = _DIR + "/" + name
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    return path
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0
+
+    def ticks_ms(self):
+        return self.t
+
+    def sleep_blocking_ms(self, ms):
+        self.t += ms
+
+
+class Wifi:
+    up = True
+
+    def isconnected(self):
+        return self.up
+
+
+class Board:
+    def __init__(self):
+        self.wifi = Wifi()
+
+
+class Broker:
+    """What the fake clients talk to: up or down, and every message it acknowledged."""
+
+    def __init__(self):
+        self.up = True
+        self.got = []        # (topic, payload bytes, retain, qos)
+        self.inbox = []      # (topic, msg) to deliver on the next check_msg
+        self.wills = []
+        self.subs = []
+
+
+class FakeClient:
+    def __init__(self, broker):
+        self.b = broker
+        self.sock = self
+        self.cb = None
+
+    def close(self):
+        pass
+
+    def _check(self):
+        if not self.b.up:
+            raise OSError(104)
+
+    def set_last_will(self, topic, msg, retain, qos):
+        self.b.wills.append((topic, msg, retain, qos))
+
+    def connect(self):
+        if not self.b.up:
+            raise OSError(111)
+
+    def set_callback(self, cb):
+        self.cb = cb
+
+    def subscribe(self, topic, qos=0):
+        self._check()
+        self.b.subs.append(topic)
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        self._check()
+        if isinstance(msg, str):
+            msg = msg.encode()
+        self.b.got.append((topic.decode(), bytes(msg), retain, qos))
+
+    def ping(self):
+        self._check()
+
+    def check_msg(self):
+        self._check()
+        while self.b.inbox:
+            t, m = self.b.inbox.pop(0)
+            self.cb(t, m)
+
+
+def _make(queue=None, **mqtt):
+    cfg = config.build({"gateway_id": "kid", "sensor": {"allow_plain": True}, "mqtt": mqtt})
+    broker = Broker()
+    board = Board()
+    up = Uplink(cfg, board, Clock(), queue, client_factory=lambda u: FakeClient(broker),
+                discovery=ha_discovery.messages(cfg))
+    return up, broker, board
+
+
+def _reading(seq):
+    return {"type": "sgv", "sgv": 100 + seq, "direction": "Flat", "seq": seq, "trend": 0.0,
+            "device": "nightstand/kid", "replayed": False}
+
+
+def _run(up, n=50):
+    for _ in range(n):
+        up._cycle()
+
+
+def _readings(broker):
+    return [json.loads(p) for t, p, _, _ in broker.got if t == "nightstand/kid/reading"]
+
+
+def test_connect_sets_last_will_publishes_online_and_subscribes_commands():
+    up, b, _ = _make()
+    _run(up, 3)
+    assert b.wills == [(b"nightstand/kid/availability", b"offline", True, 1)]
+    assert ("nightstand/kid/availability", b"online", True, 1) in b.got
+    assert b"nightstand/kid/cmd/#" in b.subs
+    assert up.news()[0] == ("up",)
+
+
+def test_outage_readings_go_to_flash_then_first_in_order_with_replayed_then_live():
+    path = _fresh("outage.q")
+    up, b, _ = _make(OutageQueue(path, 16384))
+    _run(up, 3)
+    up.send("reading", _reading(1), 1, False)
+    _run(up, 5)
+    assert not _exists(path), "a reading with the cloud up must not touch flash"
+    b.up = False
+    for s in range(2, 12):
+        up.send("reading", _reading(s), 1, False)
+        _run(up, 2)
+    assert len(up.queue) == 10 and up.depth() == 10 and _exists(path)
+    b.up = True
+    up.send("reading", _reading(12), 1, False)  # live, made after the cloud came back
+    _run(up, 60)
+    got = _readings(b)
+    assert [r["seq"] for r in got] == list(range(1, 13))
+    assert [r["replayed"] for r in got] == [False] + [True] * 10 + [False]
+    assert len(up.queue) == 0 and up.depth() == 0
+
+
+def test_a_restarted_gateway_sends_what_was_queued_before_the_reboot():
+    path = _fresh("reboot.q")
+    up, b, _ = _make(OutageQueue(path, 16384))
+    b.up = False
+    for s in range(1, 6):
+        up.send("reading", _reading(s), 1, False)
+        _run(up, 2)
+    up.queue.close()                 # power off
+    up2, b2, _ = _make(OutageQueue(path, 16384))
+    assert up2.depth() == 5
+    _run(up2, 40)
+    got = _readings(b2)
+    assert [r["seq"] for r in got] == [1, 2, 3, 4, 5] and all(r["replayed"] for r in got)
+
+
+def test_no_flash_write_for_a_long_healthy_night():
+    path = _fresh("healthy.q")
+    up, b, _ = _make(OutageQueue(path, 16384))
+    for s in range(1, 289):         # 24 h of readings, the cloud up throughout
+        up.send("reading", _reading(s), 1, False)
+        up.send("state", {"pattern": "ok"}, 1, True)
+        _run(up, 3)
+    assert len(_readings(b)) == 288
+    assert up.queued == 0 and not _exists(path)
+
+
+def test_a_stuck_worker_never_lets_ram_grow_and_counts_what_it_lost():
+    up, b, _ = _make()
+    for s in range(1, 101):         # nobody runs the worker
+        up.send("reading", _reading(s), 1, False)
+    assert len(up.pending) == 64 and up.lost() == 36
+    _run(up, 200)
+    seqs = [r["seq"] for r in _readings(b)]
+    assert seqs == list(range(37, 101))  # the newest kept, in order
+
+
+def test_a_full_ring_drops_the_oldest_and_health_counts_it():
+    up, b, _ = _make()
+    up.queue.capacity = 5
+    b.up = False
+    for s in range(1, 9):
+        up.send("reading", _reading(s), 1, False)
+        _run(up, 1)
+    assert up.lost() == 3 and up.depth() == 5
+    assert ("queue", "full: oldest readings dropped") in up.news()
+    b.up = True
+    _run(up, 40)
+    assert [r["seq"] for r in _readings(b)] == [4, 5, 6, 7, 8]
+
+
+def test_health_is_not_kept_while_down_and_state_keeps_only_the_newest():
+    up, b, _ = _make()
+    b.up = False
+    _run(up, 1)
+    up.send("health", {"uptime_s": 1}, 0, False)
+    up.send("state", {"pattern": "low"}, 1, True)
+    up.send("state", {"pattern": "ok"}, 1, True)
+    b.up = True
+    _run(up, 20)
+    topics = [t for t, _, _, _ in b.got]
+    assert "nightstand/kid/health" not in topics
+    states = [json.loads(p) for t, p, _, _ in b.got if t == "nightstand/kid/state"]
+    assert states == [{"pattern": "ok"}]
+
+
+def test_home_assistant_discovery_on_connect_and_again_when_ha_comes_online():
+    up, b, _ = _make()
+    _run(up, 3)
+    cfgs = [(t, json.loads(p), r) for t, p, r, _ in b.got if t.startswith("homeassistant/")]
+    assert len(cfgs) == 3 and all(r for _, _, r in cfgs)
+    t, glucose, _ = cfgs[0]
+    assert t == "homeassistant/sensor/nightstand_kid/glucose/config"
+    assert glucose["device_class"] == "blood_glucose_concentration"
+    assert glucose["unit_of_measurement"] == "mg/dL"
+    assert glucose["state_topic"] == "nightstand/kid/state"
+    assert glucose["availability_topic"] == "nightstand/kid/availability"
+    assert "last_sgv" in glucose["value_template"]
+    assert b"homeassistant/status" in b.subs
+    n = len(b.got)
+    b.inbox.append((b"homeassistant/status", b"offline"))
+    _run(up, 3)
+    assert len(b.got) == n          # HA going away needs nothing
+    b.inbox.append((b"homeassistant/status", b"online"))
+    _run(up, 3)
+    again = [t for t, _, _, _ in b.got[n:] if t.startswith("homeassistant/")]
+    assert len(again) == 3
+
+
+def test_discovery_off_publishes_and_subscribes_nothing_for_home_assistant():
+    up, b, _ = _make(ha_discovery=False)
+    _run(up, 3)
+    assert not [t for t, _, _, _ in b.got if t.startswith("homeassistant/")]
+    assert b"homeassistant/status" not in b.subs
+
+
+def test_commands_reach_the_asyncio_side_by_name():
+    up, b, _ = _make()
+    _run(up, 3)
+    up.news()
+    b.inbox.append((b"nightstand/kid/cmd/snooze", b'{"n": 1}'))
+    _run(up, 2)
+    assert up.news() == [("cmd", "snooze", b'{"n": 1}')]
+
+
+def test_open_queue_falls_back_to_ram_and_says_why():
+    q, why = open_queue("/no/such/dir/anywhere")
+    assert why and "RAM" in why
+    q.append(b"x")       # a RAM queue still works
+    assert len(q) == 1
+    q2, why2 = open_queue(_DIR)
+    assert why2 is None and isinstance(q2, OutageQueue)
+
+
+def test_a_failing_flash_write_loses_the_reading_loudly():
+    up, b, _ = _make(OutageQueue("/no/such/dir/outage.q", 16384))
+    b.up = False
+    up.send("reading", _reading(1), 1, False)
+    _run(up, 1)
+    assert up.lost() == 1
+    news = up.news()
+    assert [n for n in news if n[0] == "queue" and n[1].startswith("write failed")], news
