@@ -94,7 +94,8 @@ def load_config(args):
     """
     layer = _read_json(args.config, "config") if args.config else {}
     secrets = _read_json(args.secrets, "secrets") if args.secrets else {}
-    base = {"sensor": {"kind": args.sensor or "broadcast", "bind_key": DEMO_BIND_KEY}}
+    # CGMS: the simulated peripheral answers at CGM_ADDR unless the config names another address.
+    base = {"sensor": {"kind": args.sensor or "broadcast", "bind_key": DEMO_BIND_KEY, "address": CGM_ADDR}}
     if args.sensor:
         layer = _deep_merge(layer, {"sensor": {"kind": args.sensor}})
     layer = _deep_merge(base, layer)
@@ -199,6 +200,11 @@ class Sim:
         self.hello = asyncio.Event()
         self.counter = 0
         self.prev = None          # (minute, mgdl) of the last synthesised reading
+        self.peer = None          # --sensor cgms: the simulated CGMS peripheral (simlib/cgms_peer.py)
+        if cfg["sensor"]["kind"] == "cgms":
+            from simlib.cgms_peer import CgmsPeer
+            s = cfg["sensor"]
+            self.peer = CgmsPeer(self.to_fw, s["address"].lower(), s["passkey"])
 
     def sim_s(self):
         return 0.0 if self.t0 is None else (time.monotonic() - self.t0) * self.speed
@@ -238,13 +244,17 @@ class Sim:
             self.to_fw({"button": "long" if ev == "button_long" else "short"})
         elif ev in ("sensor_off", "sensor_on"):
             self.sensor_on = ev == "sensor_on"
+            if self.peer is not None:
+                self.peer.set_in_range(self.sensor_on)
 
     async def play(self):
         for row in self.rows:
             await self.at_sim(row.minute * 60)
             if row.event:
                 await self.apply_event(row.event)
-            if row.mgdl is not None and not self.adverts:
+            if row.mgdl is not None and self.peer is not None:
+                self.sent.append(self.peer.measure(row.minute, row.mgdl))  # stored also out of range
+            elif row.mgdl is not None and not self.adverts:
                 counter, adv = self.cgm_frame(row)
                 if self.sensor_on:
                     self.sent.append(counter)
@@ -287,8 +297,12 @@ class Sim:
         finally:
             self.hello.set()
         try:
-            while await reader.readline():
-                pass
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                if self.peer is not None and line.startswith(b'{"ble"'):
+                    self.peer.from_fw(json.loads(line)["ble"])  # GATT request to the CGMS peripheral
         except Exception:
             pass
 
@@ -373,6 +387,8 @@ class Sim:
             self.to_fw({"start": {"speed": self.speed, "wall_ms": int(time.time() * 1000),
                                   "ticks0": args.ticks_start}})
             tasks.append(asyncio.create_task(self.redraw()))
+            if self.peer is not None:
+                self.peer.start()  # advertising, connectable
             if args.noise:
                 tasks.append(asyncio.create_task(self.noise(args.noise)))
             players = asyncio.gather(self.play(), *([self.replay_adverts()] if self.adverts else []))
@@ -425,8 +441,8 @@ def main(argv=None):
     try:
         rows = trace_mod.load(args.trace)
         cfg_layer, secrets, cfg = load_config(args)
-        if cfg["sensor"]["kind"] == "cgms":
-            raise SimError("--sensor cgms: the simulated CGMS peripheral is not built yet (see README)")
+        if cfg["sensor"]["kind"] == "cgms" and args.adverts:
+            raise SimError("--adverts replays broadcast advertisements: use it without --sensor cgms")
         adverts = load_adverts(args.adverts) if args.adverts else []
         if args.broker:
             host, port = parse_hostport(args.broker)

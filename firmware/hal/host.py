@@ -3,6 +3,8 @@
 #   {"start": {"speed": N, "wall_ms": ms|null, "ticks0": n}}   scenario time 0 (sent once)
 #   {"adv": "<hex>", "addr": "aa:bb:..", "rssi": -61}           an advertisement on the air
 #   {"wifi": true|false}   {"button": "short"|"long"}   {"quit": true}
+#   {"ble_rsp": ...} {"ble_evt": ...} {"periph": ...}            the CGMS peripheral (virtual_aioble.py)
+# and the firmware sends {"ble": {...}} GATT requests back on the same link.
 # Events go to stdout as JSON lines (the simulator writes them to the --events file).
 import gc
 import json
@@ -84,6 +86,7 @@ class HostBoard:
             return
         host, port = where.rsplit(":", 1)
         self._reader, self._writer = await asyncio.open_connection(host, int(port))
+        self.ble.link = self._writer  # GATT requests to the simulated CGMS peripheral
         self._writer.write(b'{"hello": "nightstand"}\n')
         await self._writer.drain()
         while True:
@@ -109,6 +112,8 @@ class HostBoard:
             if "adv" in msg:
                 self.ble.hear(_addr_bytes(msg.get("addr", "00:00:00:00:00:00")),
                               msg.get("rssi", -70), bytes.fromhex(msg["adv"]))
+            elif "ble_rsp" in msg or "ble_evt" in msg or "periph" in msg:
+                self.ble.from_sim(msg)  # CGMS peripheral: answers, notifications, advertising
             elif "wifi" in msg:
                 self.wifi.up = bool(msg["wifi"])
             elif "button" in msg:

@@ -20,11 +20,19 @@ def make_receiver(cfg, data_dir):
         from firmware.sensor.open_broadcast import BroadcastReceiver
         from firmware.sensor.counter_store import FileCounterStore
         return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
-    return None  # cgms: a central task owns the connection (not built yet)
+    # cgms: the central task (firmware/shell/cgms_central.py) owns the connection; the tracker is
+    # its state that must outlive a crashed-and-restarted task (what was delivered, open gaps).
+    from firmware.sensor.cgms import CgmsTracker
+    return CgmsTracker(s["address"])
 
 
 async def scan_task(app):
-    """Passive scan for Open CGM broadcast frames, forever, in finite windows."""
+    """The radio task. Broadcast: passive scan for Open CGM frames, forever, in finite windows.
+    CGMS: the central's scan/connect/session state machine."""
+    if app.cfg["sensor"]["kind"] == "cgms":
+        from firmware.shell.cgms_central import central_task
+        await central_task(app)
+        return
     ble, rx, gw, clock = app.board.ble, app.receiver, app.gw, app.clock
     while True:
         async with ble.scan(_SCAN_MS, interval_us=_SCAN_INTERVAL_US, window_us=_SCAN_WINDOW_US,
