@@ -35,6 +35,10 @@ DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
 # Demo bind key for the simulated CGM when no config is given (the shared test-vector key).
 DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
 CGM_ADDR = "c4:7a:01:22:33:44"
+# Host-only fault injection (trace events beyond CONTRACTS section 1): the host board raises once inside
+# the named task at its next check-in with the supervisor, e.g. crash_radio inside the next BLE scan.
+INJECT_EVENTS = ("crash_radio", "crash_tick", "crash_player")
+trace_mod.EVENTS = trace_mod.EVENTS + INJECT_EVENTS
 
 
 class SimError(Exception):
@@ -242,6 +246,8 @@ class Sim:
             await self.proxy.set_mode(self.broker_mode if self.wifi_up else "down")
         elif ev in ("button", "button_long"):
             self.to_fw({"button": "long" if ev == "button_long" else "short"})
+        elif ev in INJECT_EVENTS:
+            self.to_fw({"inject": ev})
         elif ev in ("sensor_off", "sensor_on"):
             self.sensor_on = ev == "sensor_on"
             if self.peer is not None:

@@ -55,8 +55,14 @@ class VirtualWlan:
 
 
 class _NoWatchdog:
+    """Never resets the host; records what the supervisor does with it."""
+
+    def __init__(self, timeout_ms=None):
+        self.timeout_ms = timeout_ms
+        self.feeds = 0
+
     def feed(self):
-        pass
+        self.feeds += 1
 
 
 def _addr_bytes(text):
@@ -76,6 +82,9 @@ class HostBoard:
         self.data_dir = os.getenv("NIGHTSTAND_DATA") or "data"
         self.presses = Mailbox(4)
         self.stopping = False
+        # Host test hook: "crash_<task>" names from the simulator; the supervisor raises once inside
+        # that task at its next check-in (firmware/shell/supervisor.py).
+        self.inject = set()
         self._reader = None
 
     async def start(self):
@@ -116,6 +125,8 @@ class HostBoard:
                 self.ble.from_sim(msg)  # CGMS peripheral: answers, notifications, advertising
             elif "wifi" in msg:
                 self.wifi.up = bool(msg["wifi"])
+            elif "inject" in msg:
+                self.inject.add(msg["inject"])
             elif "button" in msg:
                 self.presses.put(msg["button"])
             elif "quit" in msg:
@@ -134,7 +145,8 @@ class HostBoard:
         return gc.mem_free()
 
     def watchdog(self, timeout_ms):
-        return _NoWatchdog()
+        self.emit({"event": "watchdog", "timeout_ms": timeout_ms})  # host-only: it was started
+        return _NoWatchdog(timeout_ms)
 
     def reset(self):
         sys.exit(3)

@@ -1,7 +1,6 @@
 # Wires the core to the board: one asyncio task per job, each restarted by the supervisor on a crash.
 # The alarm path is radio task -> sensor driver -> core -> player; nothing on it touches the network.
 import os
-import sys
 
 import asyncio
 
@@ -9,8 +8,10 @@ from firmware.core import ticks
 from firmware.core.gateway import Gateway
 from firmware.shell import config_store, radio
 from firmware.shell.player import Player
+from firmware.shell.supervisor import Supervisor
 from firmware.shell.uplink import Uplink, open_queue
 from firmware.core import ha_discovery
+from firmware.shell.commands_task import CommandHandler
 
 try:
     from micropython import const
@@ -22,7 +23,6 @@ _TICK_MS = const(1000)         # core judgement period: link silence is judged t
 _HEALTH_MS = const(60000)      # health topic period
 _BOOT_SHOW_MS = const(1000)    # `booting` pattern before the self-test
 _SELFTEST_MS = const(3000)     # LED sweep + chirp at boot, so a family sees and hears both work
-_RESTART_MAX_MS = const(30000)  # cap of a crashed task's restart backoff
 
 
 def _mkdir(path):
@@ -43,11 +43,12 @@ class App:
         queue, queue_err = open_queue(board.data_dir)
         self.uplink = Uplink(cfg, board, self.clock, queue, discovery=ha_discovery.messages(cfg))
         self.receiver = radio.make_receiver(cfg, board.data_dir)
+        self.commands = CommandHandler(cfg, board.data_dir, self.clock)
         self.t0 = now
         self.restarts = 0
+        self.sup = Supervisor(self)  # restarts, watchdog, crash log, self-checks
         if cfg_error is not None:
-            self.gw.set_fault(now, "config", str(cfg_error))
-            board.emit({"event": "fault", "name": "config", "why": str(cfg_error)})
+            self.gw.set_fault(now, "config", str(cfg_error))  # the gateway emits the fault event
         if queue_err is not None:
             self.gw.set_fault(now, "queue", queue_err)  # the gateway emits the fault event
         self.wifi_up = None
@@ -69,6 +70,7 @@ class App:
     # ---- tasks --------------------------------------------------------------------------------
     async def tick_task(self):
         while True:
+            self.sup.checkin("tick")
             now = self.now()
             up = self.board.wifi.isconnected()
             if up != self.wifi_up:
@@ -76,7 +78,8 @@ class App:
                 self.gw.on_wifi(now, up)
             for item in self.uplink.news():
                 if item[0] == "cmd":
-                    self.gw.on_reject(now, "unauthenticated_command")  # commands land with issue 6
+                    audit = self.commands.handle(self.gw, now, item[1], item[2])
+                    self.uplink.send("audit", audit, 1, False)
                 elif item[0] in ("queue", "down"):
                     self.board.emit({"event": "uplink", "what": item[0], "why": item[1]})
             rx = self.uplink.rx_ticks
@@ -104,22 +107,9 @@ class App:
                 "resets": self.restarts,
             }, 0, False)
 
-    async def supervise(self, name, make):
+    def supervise(self, name, make):
         """Run a task; a crash shows `fault`, logs the traceback, and restarts it with backoff."""
-        backoff = 1000
-        while True:
-            try:
-                await make()
-                return
-            except Exception as e:
-                self.restarts += 1
-                sys.print_exception(e)
-                self.gw.set_fault(self.now(), "task:" + name, repr(e))
-                self.flush()
-                await self.clock.sleep_ms(backoff)
-                backoff = min(backoff * 2, _RESTART_MAX_MS)
-                self.gw.set_fault(self.now(), "task:" + name, None)
-                self.flush()
+        return self.sup.supervise(name, make)
 
     async def boot(self):
         self.gw.booting(self.now(), _BOOT_SHOW_MS)
@@ -129,16 +119,16 @@ class App:
         self.flush()
 
     async def run(self):
-        tasks = [asyncio.create_task(self.player.run())]
+        tasks = [asyncio.create_task(self.supervise("player", self.player.run))]
         await self.boot()
         if self.receiver is not None:
-            tasks.append(asyncio.create_task(self.supervise("radio", lambda: radio.scan_task(self))))
+            view = self.sup.radio_app()  # its BLE scans check in with the watchdog
+            tasks.append(asyncio.create_task(self.supervise("radio", lambda: radio.scan_task(view))))
         tasks.append(asyncio.create_task(self.supervise("tick", self.tick_task)))
         tasks.append(asyncio.create_task(self.supervise("button", self.button_task)))
         tasks.append(asyncio.create_task(self.supervise("health", self.health_task)))
         self.uplink.start()
-        while not getattr(self.board, "stopping", False):
-            await self.clock.sleep_ms(_TICK_MS)
+        await self.sup.monitor()  # feeds the watchdog; returns when the (host) board stops
         self.uplink.running = False
 
 
