@@ -23,10 +23,14 @@ LOW_SIDE = ("urgent_low", "low", "urgent_low_soon", "falling_fast")
 def replay(samples, policy):
     """samples: [(minute, mgdl or None)] in time order. Returns [(minute, level, state)] for
     every alarm event the policy emits; ticks run every _TICK_S and stale() when the newest
-    reading is older than the sensor-silent limit, as the gateway core does."""
+    reading is older than the sensor-silent limit, as the gateway core does.
+    A hand-over to sensor_silent is one continuous alarm for the family (sensor_silent sounds at
+    least as loudly), so it is not reported as a clear: a handed-over level that is raised again
+    by the first fresh reading continues, and one that is not is cleared at that reading."""
     out = []
     last_ms = None
     is_stale = False
+    handed = []
     prev_min = samples[0][0] if samples else 0
     seq = 0
     for minute, mgdl in samples:
@@ -38,7 +42,10 @@ def replay(samples, policy):
             if last_ms is not None and not is_stale and ticks.diff(now, last_ms) > _SILENT_MS:
                 is_stale = True
                 for e in policy.stale(now):
-                    out.append((s / 60.0, e["level"], e["state"]))
+                    if e.get("handover"):
+                        handed.append(e["level"])
+                    else:
+                        out.append((s / 60.0, e["level"], e["state"]))
             s += _TICK_S
         prev_min = minute
         if mgdl is None:
@@ -46,8 +53,16 @@ def replay(samples, policy):
         now = ticks.add(_START, int(minute * 60000))
         seq += 1
         last_ms, is_stale = now, False
+        again = []
         for e in policy.on_reading(now, Reading(1, seq, mgdl)):
-            out.append((minute, e["level"], e["state"]))
+            if e["state"] == "raised" and e["level"] in handed:
+                again.append(e["level"])
+            else:
+                out.append((minute, e["level"], e["state"]))
+        for level in handed:
+            if level not in again:
+                out.append((minute, level, "cleared"))
+        handed = []
     return out
 
 
@@ -214,20 +229,21 @@ def score(rows, events, low_t, high_t, lead=30.0, near=30.0):
     threshold (low_t / high_t) within `near` minutes (printed for information)."""
     onsets, spans = activity(events)
     eps = episodes(rows)
-    caught, delays, raises = 0, [], []
+    caught, delays, raises, multi = 0, [], [], []
     for a, b in eps:
         w0 = a - lead
         first = None
         for s, e, side in spans:
             if side == "low" and s <= b and e >= w0:
-                t = max(s, w0)
-                first = t if first is None else min(first, t)
+                first = s if first is None else min(first, s)   # when that alarm started
         if first is not None:
             caught += 1
             delays.append(first - a)
         n = len([1 for m, side in onsets if side == "low" and w0 <= m <= b])
         n += len([1 for s, e, side in spans if side == "low" and s < w0 <= e])
         raises.append(n)
+        if n > 1:
+            multi.append((a, b, n))
     nuisance = off_own = 0
     for m, side in onsets:
         near_bg = [bg for t, bg, _ in rows if m - near <= t <= m + near]
@@ -238,7 +254,7 @@ def score(rows, events, low_t, high_t, lead=30.0, near=30.0):
             nuisance += max(near_bg) <= TRUE_HIGH
             off_own += max(near_bg) <= high_t
     return {"episodes": len(eps), "caught": caught, "delays": delays, "raises": raises,
-            "nuisance": nuisance, "off_own": off_own, "onsets": len(onsets)}
+            "nuisance": nuisance, "off_own": off_own, "onsets": len(onsets), "multi": multi}
 
 
 def _median(xs):
@@ -292,6 +308,7 @@ def main(argv):
                 ("nightscout", NightscoutSimple, BG_TARGET_BOTTOM, BG_TARGET_TOP))
     total = {}
     per_patient = []
+    multi = []
     for (name, seed, days), rows in zip(jobs, traces):
         samples = to_5min(rows, seed)
         line = [name]
@@ -301,6 +318,9 @@ def main(argv):
                                          "nuisance": 0, "off_own": 0, "onsets": 0})
             for k in t:
                 t[k] = t[k] + s[k]
+            if pname == "nightstand":
+                for a, b, n in s["multi"]:
+                    multi.append("  %s: episode %.0f..%.0f min raised %d times" % (name, a, b, n))
             line.append("%s %d/%d caught, %d nuisance" % (pname, s["caught"], s["episodes"],
                                                          s["nuisance"]))
         per_patient.append("  " + "; ".join(line))
@@ -323,6 +343,10 @@ def main(argv):
     print("nuisance: an alarm onset with no true excursion (true BG < %d or > %d) within 30 min;"
           % (TRUE_LOW, TRUE_HIGH))
     print("off own threshold: true BG stayed on the safe side of the policy's own threshold.")
+    one = len([x for x in total["nightstand"]["raises"] if x == 1])
+    print("\nnightstand: one raise in %d of %d episodes" % (one, len(total["nightstand"]["raises"])))
+    if multi:
+        print("\n".join(multi))
     e, b = total["nightstand"], total["nightscout"]
     checks = [
         ("every hypo episode caught", e["caught"] == e["episodes"]),
