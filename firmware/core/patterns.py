@@ -30,8 +30,9 @@ TABLE = {
                                 (600, 600, 600, 600, 600, 3000), 2000, True),
     # three flashes then a pause; one soft beep every 30 s
     "fault": ((255, 255, 255), (600, 200, 600, 200, 600, 1800), (300, 29700), 1800, True),
-    # the sweep: the player cycles the colour red, green, blue, white (every channel seen working)
-    "selftest": ((255, 255, 255), (50, 50), (150, 2850), 2500, False),
+    # the sweep: red, green, blue, white, a quarter second each with a short dark gap, so a family
+    # sees every channel of the LED work; one chirp so they hear the buzzer
+    "selftest": ((255, 255, 255), (250, 50), (150, 2850), 2500, False),
     "booting": ((255, 255, 255), (200, 200), (), 0, False),
 }
 
