@@ -131,6 +131,13 @@ SCHEMA = {
 # Keys whose values never appear in a log, topic or event.
 SECRET_KEYS = ("sensor.bind_key", "mqtt.password", "wifi.networks")
 
+# Authenticated remote commands: their keys (commands.secret, commands.max_age_s) live with the code
+# that checks them.
+from firmware.core.commands import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402
+
+SCHEMA.update(COMMANDS_SCHEMA_EXTRA)
+SECRET_KEYS = SECRET_KEYS + SECRET_KEYS_EXTRA
+
 
 def defaults(schema=SCHEMA):
     out = {}

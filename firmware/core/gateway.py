@@ -59,6 +59,24 @@ class Gateway:
             self._alarm_events(self.alarms.press(now_ms))
         self._refresh(now_ms)
 
+    def on_command(self, now_ms, cmd):
+        """An authenticated remote command (firmware.core.commands verified it). Returns its outcome
+        in words, for the audit topic. The alarm engine, not this method, refuses to silence an urgent
+        low from a remote source; an ack naming another level than the one shown changes nothing."""
+        name, args = cmd["name"], cmd.get("args") or {}
+        if name == "selftest":
+            self.selftest(now_ms)
+            return "selftest started"
+        level = self.alarms.state()[0]
+        if name == "ack" and args.get("level") not in (None, level):
+            return "refused: %s is not the alarm shown (%s)" % (args["level"], level)
+        evs = self.alarms.snooze(now_ms, "remote") if name == "snooze" else self.alarms.ack(now_ms, "remote")
+        self._alarm_events(evs)
+        self._refresh(now_ms, publish_state=True)
+        if not evs:
+            return "nothing to silence"
+        return "%s: %s" % (evs[-1]["state"], evs[-1]["why"])
+
     def on_cloud_ok(self, now_ms):
         """An acknowledged MQTT round trip (CONNACK, PUBACK, PINGRESP)."""
         self.links.cloud_ok(now_ms)

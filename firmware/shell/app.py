@@ -11,6 +11,7 @@ from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
 from firmware.shell.uplink import Uplink, open_queue
 from firmware.core import ha_discovery
+from firmware.shell.commands_task import CommandHandler
 
 try:
     from micropython import const
@@ -42,6 +43,7 @@ class App:
         queue, queue_err = open_queue(board.data_dir)
         self.uplink = Uplink(cfg, board, self.clock, queue, discovery=ha_discovery.messages(cfg))
         self.receiver = radio.make_receiver(cfg, board.data_dir)
+        self.commands = CommandHandler(cfg, board.data_dir, self.clock)
         self.t0 = now
         self.restarts = 0
         self.sup = Supervisor(self)  # restarts, watchdog, crash log, self-checks
@@ -76,7 +78,8 @@ class App:
                 self.gw.on_wifi(now, up)
             for item in self.uplink.news():
                 if item[0] == "cmd":
-                    self.gw.on_reject(now, "unauthenticated_command")  # commands land with issue 6
+                    audit = self.commands.handle(self.gw, now, item[1], item[2])
+                    self.uplink.send("audit", audit, 1, False)
                 elif item[0] in ("queue", "down"):
                     self.board.emit({"event": "uplink", "what": item[0], "why": item[1]})
             rx = self.uplink.rx_ticks
