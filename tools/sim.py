@@ -31,6 +31,10 @@ from firmware.core import config as config_mod  # noqa: E402  (the firmware's ow
 from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402
 from simlib.proxy import BrokerProxy  # noqa: E402
 
+# Fault events beyond CONTRACTS section 1 (README "Fault matrix"): a half-open broker path, DNS failing,
+# flash full. tools/simlib/trace.py validates event names against this tuple.
+trace_mod.EVENTS = trace_mod.EVENTS + ("broker_halfopen", "dns_down", "dns_up", "flash_full", "flash_ok")
+
 DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
 # Demo bind key for the simulated CGM when no config is given (the shared test-vector key).
 DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
@@ -64,6 +68,9 @@ def parse_args(argv):
     p.add_argument("--noise", type=int, default=0, help="N background advertisers with rotating addresses")
     p.add_argument("--adverts", help="replay captured advertisements (JSON lines) instead of synthesising")
     p.add_argument("--data", help="gateway data dir (default: a fresh temporary one)")
+    p.add_argument("--fw-config", help="fault tests: write this file verbatim as the firmware's config.json, "
+                   "unvalidated ('-': no config file at all); --config still sets the simulated CGM")
+    p.add_argument("--proxy-port", type=int, default=0, help="loopback port of the broker proxy (default: any)")
     p.add_argument("--ticks-start", type=int, default=0, help="gateway ticks_ms at scenario start (wrap tests)")
     p.add_argument("--heapsize", help="micropython -X heapsize (e.g. 64wK, as a 32-bit board)")
     p.add_argument("--drain-s", type=float, default=15.0,
@@ -236,7 +243,9 @@ class Sim:
         return self.counter, encode_frame(s["id"], self.counter, row.mgdl, trend, int(600 + row.minute), 0, key)
 
     async def apply_event(self, ev):
-        if ev in ("broker_down", "broker_hang", "broker_up"):
+        if ev in ("dns_down", "dns_up", "flash_full", "flash_ok"):
+            self.to_fw({ev.split("_")[0]: ev.endswith(("_up", "_ok"))})
+        elif ev in ("broker_down", "broker_hang", "broker_halfopen", "broker_up"):
             self.broker_mode = ev.split("_")[1]
             if self.wifi_up:
                 await self.proxy.set_mode(self.broker_mode)
@@ -343,6 +352,10 @@ class Sim:
         sec_path = os.path.join(workdir, "secrets.json")
         with open(cfg_path, "w") as f:
             json.dump(layer, f)
+        if self.args.fw_config == "-":
+            os.remove(cfg_path)
+        elif self.args.fw_config:
+            shutil.copyfile(self.args.fw_config, cfg_path)
         with open(sec_path, "w") as f:
             json.dump(self.secrets, f)
         return cfg_path, sec_path
@@ -362,7 +375,7 @@ class Sim:
     async def run(self, broker_host, broker_port):
         args = self.args
         self.proxy = BrokerProxy(broker_host, broker_port)
-        await self.proxy.start()
+        await self.proxy.start(self.args.proxy_port)
         link = await asyncio.start_server(self.on_link, "127.0.0.1", 0)
         link_port = link.sockets[0].getsockname()[1]
         workdir = tempfile.mkdtemp(prefix="nightstand-sim-")

@@ -5,6 +5,10 @@
 #   {"wifi": true|false}   {"button": "short"|"long"}   {"quit": true}
 #   {"ble_rsp": ...} {"ble_evt": ...} {"periph": ...}            the CGMS peripheral (virtual_aioble.py)
 # and the firmware sends {"ble": {...}} GATT requests back on the same link.
+#   {"dns": true|false}    name lookups fail while false (fault tests)
+#   {"flash": true|false}  writes to the data dir fail with ENOSPC while false (flash full)
+# Every write to a file under the data dir is counted (flash_bytes); with NIGHTSTAND_FLASH_EVENTS=1 each
+# one is also a host-only `flash` event {"path", "bytes"} (the bench's flash bytes per reading).
 # Events go to stdout as JSON lines (the simulator writes them to the --events file).
 import gc
 import json
@@ -54,6 +58,57 @@ class VirtualWlan:
         return -55 if self.up else None
 
 
+_ENOSPC = 28
+
+
+class _CountedFile:
+    """A writable file under the data dir: counts bytes written, fails them while flash is full."""
+
+    def __init__(self, f, board, path):
+        self._f, self._board, self._path = f, board, path
+
+    def write(self, data):
+        self._board._flash_write(self._path, len(data))
+        return self._f.write(data)
+
+    def read(self, *a):
+        return self._f.read(*a)
+
+    def readinto(self, *a):
+        return self._f.readinto(*a)
+
+    def seek(self, *a):
+        return self._f.seek(*a)
+
+    def tell(self):
+        return self._f.tell()
+
+    def flush(self):
+        return self._f.flush()
+
+    def close(self):
+        return self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+class _DnsFaults:
+    """Stands in for the socket module inside mqtt_guard: lookups fail while the board says so."""
+
+    def __init__(self, real, board):
+        self._real, self._board = real, board
+        self.socket = real.socket
+
+    def getaddrinfo(self, *a):
+        if not self._board.dns_ok:
+            raise OSError(-2)  # EAI_NONAME, as a name that does not resolve
+        return self._real.getaddrinfo(*a)
+
+
 class _NoWatchdog:
     """Never resets the host; records what the supervisor does with it."""
 
@@ -86,6 +141,33 @@ class HostBoard:
         # that task at its next check-in (firmware/shell/supervisor.py).
         self.inject = set()
         self._reader = None
+        self.dns_ok = True
+        self.flash_ok = True
+        self.flash_bytes = 0
+        self._flash_events = os.getenv("NIGHTSTAND_FLASH_EVENTS") == "1"
+        self._install_open()
+
+    def _install_open(self):
+        import builtins
+        real = builtins.open
+        root = self.data_dir.rstrip("/") + "/"
+        board = self
+
+        def counted_open(path, mode="r", *a):
+            if type(path) is str and path.startswith(root) and (mode[0] != "r" or "+" in mode):
+                if not board.flash_ok:
+                    raise OSError(_ENOSPC)
+                return _CountedFile(real(path, mode, *a), board, path)
+            return real(path, mode, *a)
+
+        builtins.open = counted_open
+
+    def _flash_write(self, path, n):
+        if not self.flash_ok:
+            raise OSError(_ENOSPC)
+        self.flash_bytes += n
+        if self._flash_events:
+            self.emit({"event": "flash", "path": path.rsplit("/", 1)[-1], "bytes": n})
 
     async def start(self):
         """Connect to the simulator and wait for scenario time 0."""
@@ -125,6 +207,13 @@ class HostBoard:
                 self.ble.from_sim(msg)  # CGMS peripheral: answers, notifications, advertising
             elif "wifi" in msg:
                 self.wifi.up = bool(msg["wifi"])
+            elif "dns" in msg:
+                self.dns_ok = bool(msg["dns"])
+                from firmware.shell import mqtt_guard
+                if not isinstance(mqtt_guard._socket, _DnsFaults):
+                    mqtt_guard._socket = _DnsFaults(mqtt_guard._socket, self)
+            elif "flash" in msg:
+                self.flash_ok = bool(msg["flash"])
             elif "inject" in msg:
                 self.inject.add(msg["inject"])
             elif "button" in msg:

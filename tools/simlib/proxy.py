@@ -3,6 +3,9 @@
 #   up:   forward both ways
 #   down: refuse new connections (listener closed) and cut the existing ones
 #   hang: accept TCP but never answer; existing connections stop forwarding both ways
+#   halfopen: a path that died silently (a NAT or AP dropped its state): every byte either way is
+#             discarded, no FIN or RST is passed on, new connections are accepted and never answered,
+#             and going back to `up` does not cut them: only the gateway's own keepalive can notice
 import asyncio
 
 
@@ -14,6 +17,7 @@ class BrokerProxy:
         self.server = None
         self.conns = set()    # (client_writer, upstream_writer or None)
         self.accepted = 0
+        self.dead = set()     # writers of half-open connections: their bytes and their FIN are dropped
 
     async def start(self, port=0):
         self.server = await asyncio.start_server(self._on_client, "127.0.0.1", port or self.port or 0)
@@ -39,6 +43,11 @@ class BrokerProxy:
         if mode == self.mode:
             return
         old, self.mode = self.mode, mode
+        if mode == "halfopen":
+            for cw, uw in self.conns:
+                self.dead.update(w for w in (cw, uw) if w is not None)
+            if self.server is None:
+                await self.start()
         if mode == "down":
             await self._stop_listening()
             self._cut_all()
@@ -54,7 +63,7 @@ class BrokerProxy:
 
     async def _on_client(self, reader, writer):
         self.accepted += 1
-        if self.mode == "hang":
+        if self.mode in ("hang", "halfopen"):
             entry = (writer, None)
             self.conns.add(entry)
             try:
@@ -73,6 +82,7 @@ class BrokerProxy:
         self.conns.add(entry)
         await asyncio.gather(self._pipe(reader, uw), self._pipe(ur, writer), return_exceptions=True)
         self.conns.discard(entry)
+        self.dead.difference_update((writer, uw))
         for w in (writer, uw):
             try:
                 w.close()
@@ -87,13 +97,16 @@ class BrokerProxy:
                     break
                 while self.mode == "hang":
                     await asyncio.sleep(0.05)  # hold bytes: the connection goes quiet both ways
+                if writer in self.dead:
+                    continue  # half-open: the bytes vanish on the way
                 writer.write(data)
                 await writer.drain()
         finally:
-            try:
-                writer.close()
-            except Exception:
-                pass
+            if writer not in self.dead:  # half-open: the FIN is lost too, the far side stays open
+                try:
+                    writer.close()
+                except Exception:
+                    pass
 
     async def close(self):
         await self._stop_listening()
