@@ -28,6 +28,7 @@ _RAM_HARD = const(64)        # send() never lets RAM grow past this (worker stuc
 _BACKOFF_MIN_MS = const(500)  # first reconnect wait (clock time)
 _BACKOFF_MAX_MS = const(30000)  # cap: a broker back after an outage is found within 30 s
 _IDLE_POLL_MS = const(2)     # real ms the worker sleeps when it has nothing to do
+_NAP_MS = const(1000)        # while down, a reading waits in RAM at most this long before flash
 _QUEUE_FILE = "/outage.q"    # in board.data_dir
 # MicroPython's time.sleep_ms; CPython (portable tests) has only time.sleep
 _sleep_ms = getattr(time, "sleep_ms", None) or (lambda ms: time.sleep(ms / 1000))
@@ -280,12 +281,21 @@ class Uplink:
         while self.running:
             self._cycle()
 
+    def _nap(self, ms):
+        """Sleep ms of clock time while down, moving readings made meanwhile to flash every second,
+        so a power cut during a long backoff loses at most a second's worth of RAM."""
+        while ms > 0 and self.running:
+            step = min(ms, _NAP_MS)
+            self.clock.sleep_blocking_ms(step)
+            ms -= step
+            self._spill(0)
+
     def _cycle(self):
         """One pass of the worker loop (tests call it directly)."""
         if not self.board.wifi.isconnected():
             self._drop("wifi")
             self._spill(0)
-            self.clock.sleep_blocking_ms(1000)
+            self._nap(1000)
             return
         if self.client is None:
             try:
@@ -294,7 +304,7 @@ class Uplink:
             except Exception as e:
                 self._drop("connect: %r" % (e,))
                 self._spill(0)
-                self.clock.sleep_blocking_ms(self._backoff + random.getrandbits(8))
+                self._nap(self._backoff + random.getrandbits(8))
                 self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
                 return
         try:
