@@ -166,24 +166,20 @@ class ClientCharacteristic:
                                    "indicate": bool(indicate)}, 2000)
 
     async def _next(self, queue, event, timeout_ms):
-        # Same rule as aioble: with 0 or 1 item queued, wait for the event (which is set while an
-        # item waits), then take the front of the queue.
+        # Same rule as aioble: with 0 or 1 item queued, wait for the flag (a ThreadSafeFlag there:
+        # set when the queue goes from empty to one item, cleared by the wait), then take the front.
+        # So, as there, a value queued behind another can wait for a flag nobody sets.
         conn = self.connection
         if len(queue) <= 1:
-            if len(queue) == 0:
-                event.clear()
             if not conn.is_connected():
                 raise DeviceDisconnectedError
             ok = await _wait(event, conn._radio.clock, timeout_ms)
-            if len(queue) == 0:
-                if not conn.is_connected():
-                    raise DeviceDisconnectedError
-                if not ok:
-                    raise asyncio.TimeoutError
-        item = queue.popleft()
-        if len(queue) == 0:
+            if not conn.is_connected():
+                raise DeviceDisconnectedError
+            if not ok:
+                raise asyncio.TimeoutError
             event.clear()
-        return item
+        return queue.popleft()
 
     async def notified(self, timeout_ms=None):
         self._check(_FLAG_NOTIFY)
@@ -195,11 +191,13 @@ class ClientCharacteristic:
 
     def _arrive(self, kind, data):
         if kind == "notify":
-            self._notify_queue.append(data)
-            self._notify_event.set()
+            q, ev = self._notify_queue, self._notify_event
         else:
-            self._indicate_queue.append(data)
-            self._indicate_event.set()
+            q, ev = self._indicate_queue, self._indicate_event
+        wake = len(q) == 0
+        q.append(data)
+        if wake:
+            ev.set()
 
 
 class ClientService:

@@ -264,7 +264,7 @@ class CgmsCentral:
                 try:
                     data = await meas.notified(_POLL_MS)
                 except asyncio.TimeoutError:
-                    data = None
+                    data = _stranded(meas)
                 now = clock.ticks_ms()
                 if data is not None:
                     last_rx = now
@@ -316,6 +316,24 @@ class CgmsCentral:
         for reason in self.tracker.take_rejects():
             self.gw.on_reject(now, reason)
         self.app.flush()
+
+
+def _stranded(ch):
+    """A notification left in a deepened queue that notified() did not announce, or None.
+    aioble's IRQ handler sets the characteristic's flag only when its queue goes from empty to one
+    item, and the wait clears the flag: a second value arriving before the woken task runs sits
+    in the queue with the flag clear, and notified() waits for a flag nobody sets. Taking it here
+    (after a timeout) delays such a value by one poll, never loses it, and keeps the RACP answer
+    behind the records it reports."""
+    q = getattr(ch, "_notify_queue", None)
+    if q is None or not len(q):
+        return None
+    data = q.popleft()
+    if not len(q):
+        ev = getattr(ch, "_notify_event", None)
+        if ev is not None:
+            ev.clear()   # no stale "ready" flag for an empty queue (popleft on empty would raise)
+    return data
 
 
 def _deepen(ch):

@@ -161,7 +161,7 @@ class CgmsPeer:
         else:
             return self._indicate(bytes((0x06, 0, op, 0x04)))        # operator not supported
         self.racp_requests.append(since)
-        self.racp_task = asyncio.ensure_future(self._report(since))
+        self.racp_task = asyncio.create_task(self._report(since))
 
     async def _report(self, since):
         picked = [rec for off, rec in self.records if off >= since]
