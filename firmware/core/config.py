@@ -112,13 +112,6 @@ SCHEMA = {
         "ha_discovery": (True, _bool),      # Home Assistant MQTT discovery (retained)
         "ha_prefix": ("homeassistant", _topic_part),
     },
-    "alarms": {
-        "urgent_low": (55, _num_range(40, 80)),
-        "low": (70, _num_range(50, 150)),
-        "high": (250, _num_range(120, 400)),
-        "urgent_high": (300, _num_range(150, 450)),
-        "dead_band": (10, _num_range(0, 40)),
-    },
     "silence": {
         "sensor_after_s": (660, _int_range(60, 7200)),
         "cloud_after_s": (60, _int_range(10, 3600)),
@@ -137,6 +130,17 @@ from firmware.core.commands import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # n
 
 SCHEMA.update(COMMANDS_SCHEMA_EXTRA)
 SECRET_KEYS = SECRET_KEYS + SECRET_KEYS_EXTRA
+
+# Alarm thresholds (mg/dL or mmol/L), persistence, snooze, escalation and the night schedule live with
+# the alarm engine; pattern options (silence.cloud_chirp) with the pattern table.
+from firmware.core.alarm_config import ALARM_SCHEMA_EXTRA, AlarmConfigError, check as _check_alarms  # noqa: E402
+from firmware.core.patterns import PATTERNS_SCHEMA_EXTRA  # noqa: E402
+
+SCHEMA["alarms"] = ALARM_SCHEMA_EXTRA["alarms"]
+SCHEMA["night"] = dict(ALARM_SCHEMA_EXTRA["night"])
+# Night mode needs local time: the board's NTP clock is UTC, so the family gives their offset.
+SCHEMA["night"]["utc_offset_min"] = (0, _int_range(-720, 840))
+SCHEMA["silence"].update(PATTERNS_SCHEMA_EXTRA["silence"])
 
 
 def defaults(schema=SCHEMA):
@@ -172,9 +176,12 @@ def merge(base, over, schema=SCHEMA, path=""):
 
 def check_consistency(cfg):
     """Rules that span keys. Raises ConfigError naming the key to fix."""
-    a = cfg["alarms"]
-    if not a["urgent_low"] < a["low"] < a["high"] < a["urgent_high"]:
-        raise ConfigError("alarms", "need urgent_low < low < high < urgent_high")
+    try:
+        _check_alarms(cfg["alarms"])  # after mmol/L -> mg/dL conversion
+    except AlarmConfigError as e:
+        raise ConfigError(e.key, e.why)
+    from firmware.core.alarm_config import to_mgdl
+    a = to_mgdl(cfg["alarms"])
     if a["dead_band"] >= (a["high"] - a["low"]) / 2:
         raise ConfigError("alarms.dead_band", "must be smaller than half the low..high range")
     s = cfg["sensor"]

@@ -14,7 +14,7 @@ class Gateway:
     def __init__(self, cfg, now_ms):
         self.cfg = cfg
         self.device = "nightstand/" + cfg["gateway_id"]
-        self.alarms = AlarmEngine(cfg["alarms"])
+        self.alarms = AlarmEngine(cfg["alarms"], cfg.get("night"))
         self.links = LinkWatch(cfg["silence"], now_ms)
         self.last = None           # last accepted live Reading
         self.last_seq = {}         # sensor id -> highest seq accepted (dedup across sources)
@@ -107,8 +107,13 @@ class Gateway:
         self.show_until = ticks.add(now_ms, duration_ms)
         self._refresh(now_ms)
 
-    def tick(self, now_ms):
-        self._alarm_events(self.alarms.tick(now_ms))
+    def tick(self, now_ms, wall_ms=None):
+        """wall_ms: epoch ms once the clock is set; night mode needs the local minute of the day."""
+        local_minute = None
+        if wall_ms is not None:
+            offset = self.cfg.get("night", {}).get("utc_offset_min", 0)
+            local_minute = (wall_ms // 60000 + offset) % 1440
+        self._alarm_events(self.alarms.tick(now_ms, local_minute))
         self._judge_links(now_ms)
         self._refresh(now_ms)
 
@@ -132,9 +137,10 @@ class Gateway:
             self._emit({"event": "link", "name": name, "up": up})
             if name == "sensor" and not up:
                 # Stale data: a glucose alarm hands over to sensor_silent, never back to ok.
-                level, sound = self.alarms.state()
-                self.silent_sound = "escalated" if sound == "escalated" else "on"
-                self._alarm_events(self.alarms.stale(now_ms))
+                evs = self.alarms.stale(now_ms)
+                loud = self.alarms.loudness_before_stale()
+                self.silent_sound = "escalated" if loud == "escalated" else "on"
+                self._alarm_events(evs)
         if changed:
             self._publish_state(now_ms)
 

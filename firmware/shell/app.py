@@ -85,7 +85,7 @@ class App:
             rx = self.uplink.rx_ticks
             if rx is not None:
                 self.gw.on_cloud_ok(rx)
-            self.gw.tick(now)
+            self.gw.tick(now, self.clock.wall_ms())
             self.flush()
             await self.clock.sleep_ms(_TICK_MS)
 

@@ -109,6 +109,10 @@ class Uplink:
                 self.pending = [p for p in self.pending if p[0] != "state"]
             elif suffix == "health" and not self.connected:
                 return
+            elif suffix == "reading" and not self.connected and isinstance(payload, dict):
+                # made while the cloud is away: it will arrive late, so it says so even when the
+                # worker reconnects before spilling it to the outage queue
+                payload["replayed"] = True
             self.pending.append([suffix, payload, qos, retain])
             if len(self.pending) > _RAM_HARD:
                 self._shed()
