@@ -389,3 +389,14 @@ def test_safe_mode_from_raw_board_json(hw, tmp_path, monkeypatch):
         clock.t += ms
 
     assert safe_mode_requested(raw, ScriptedPin(clock, [(1200, 10 ** 6)]), sleeper) is True
+
+
+def test_switched_plain_led_tells_the_player_it_cannot_dim(hw):
+    # Without this a switched LED would show every never-dark phase fully on: one steady light for
+    # every pattern, and the family could not tell `ok` from an alarm on a one-colour box.
+    from firmware.hal.esp32_led import PlainLed
+    from firmware.core.patterns import led_phase
+    led = PlainLed(23, dim=False)
+    assert led.can_dim is False
+    assert led_phase("ok", 1, led.can_dim) is None      # the heartbeat's off-phase is really off
+    assert PlainLed(23).can_dim is True

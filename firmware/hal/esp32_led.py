@@ -37,6 +37,7 @@ class PlainLed:
     def __init__(self, pin, active_low=False, dim=True):
         import machine
         self._low = active_low
+        self.can_dim = dim  # the player shows never-dark phases as dark on a switched LED
         # Start dark: value= sets the level before the pin becomes an output, so no flash at boot.
         p = machine.Pin(pin, machine.Pin.OUT, value=1 if active_low else 0)
         self._pin = p
