@@ -69,7 +69,8 @@ class BackgroundSim:
         return self.p.returncode
 
     def stderr(self):
-        self._err.flush()
+        if not self._err.closed:
+            self._err.flush()
         return self.err_path.read_text()
 
     def stop(self):
