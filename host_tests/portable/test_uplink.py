@@ -154,6 +154,8 @@ def test_outage_readings_go_to_flash_then_first_in_order_with_replayed_then_live
         _run(up, 2)
     assert len(up.queue) == 10 and up.depth() == 10 and _exists(path)
     b.up = True
+    _run(up, 1)                                 # reconnected, replay under way
+    assert up.connected and len(up.queue) == 9
     up.send("reading", _reading(12), 1, False)  # live, made after the cloud came back
     _run(up, 60)
     got = _readings(b)
