@@ -92,6 +92,7 @@ class Uplink:
         self._news = []        # ("up",) ("down", why) ("cmd", name, bytes) ("queue", why)
         self.rx_ticks = None   # ticks of the last bytes from the broker (a round trip)
         self.connected = False
+        self.away = False      # True from a failed connect or a lost connection until reconnected
         self.dropped = 0       # messages lost in RAM (the queue counts its own in queue.dropped)
         self.sent = 0
         self.queued = 0        # readings ever written to the outage queue (tests: flash writes)
@@ -109,9 +110,10 @@ class Uplink:
                 self.pending = [p for p in self.pending if p[0] != "state"]
             elif suffix == "health" and not self.connected:
                 return
-            elif suffix == "reading" and not self.connected and isinstance(payload, dict):
+            elif suffix == "reading" and self.away and isinstance(payload, dict):
                 # made while the cloud is away: it will arrive late, so it says so even when the
-                # worker reconnects before spilling it to the outage queue
+                # worker reconnects before spilling it to the outage queue. Not before the first
+                # connect attempt: a reading made while a fresh gateway boots is simply live.
                 payload["replayed"] = True
             self.pending.append([suffix, payload, qos, retain])
             if len(self.pending) > _RAM_HARD:
@@ -181,6 +183,7 @@ class Uplink:
         self._publish_discovery()
         with self.lock:
             self.connected = True
+            self.away = False
         self._tell("up")
 
     def _publish_discovery(self):
@@ -208,6 +211,7 @@ class Uplink:
         was = self.connected
         with self.lock:
             self.connected = False
+            self.away = True
         if was:
             self._tell("down", why)
 

@@ -285,3 +285,15 @@ def test_a_failing_flash_write_loses_the_reading_loudly():
     assert up.lost() == 1
     news = up.news()
     assert [n for n in news if n[0] == "queue" and n[1].startswith("write failed")], news
+
+
+def test_a_reading_made_while_booting_is_live_one_made_while_away_says_replayed():
+    up, b, _ = _make()
+    up.send("reading", _reading(1), 1, False)   # before the worker's first connect attempt
+    _run(up, 5)
+    b.up = False
+    _run(up, 2)                                  # the connection is lost: away
+    up.send("reading", _reading(2), 1, False)
+    b.up = True
+    _run(up, 10)
+    assert [(r["seq"], r["replayed"]) for r in _readings(b)] == [(1, False), (2, True)]
