@@ -107,11 +107,6 @@ def test_ci_broker_hung_after_accepting_tcp(tmp_path, mosquitto, gateway, rec):
     assert back_online(rec)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 6: on the unix port a socket timeout in the uplink thread never fires while the asyncio thread "
-    "collects garbage more often than the timeout (EINTR restarts recv with a fresh SO_RCVTIMEO), so a "
-    "publish waiting for PUBACK on a half-open link blocks the uplink forever; the guard needs a deadline "
-    "of its own (non-blocking reads until ticks pass it). Reproducer in docs/readme/proof.md"))
 def test_ci_half_open_connection_is_noticed_and_replaced(tmp_path, mosquitto, gateway, rec):
     evs = sim(tmp_path, scenario(15, "broker_halfopen", 40, "broker_up"), mosquitto.port, gateway)
     settle(rec, evs)
@@ -366,3 +361,44 @@ def test_crashing_tasks_in_an_outage_during_a_low(tmp_path, mosquitto, gateway, 
     assert {"task:tick", "task:radio", "task:player"} <= crashed, crashed
     # the urgent low outranks the fault and the silence for as long as it lasts
     assert faults.pattern_at(evs, 33 * MIN) == "urgent_low", pats(evs)
+
+
+# ---- TLS certificate mismatch (issue 6's test broker: CA, server certificate and password made at test time)
+from host_tests.test_mqtt_tls import _gateway_files, tls_broker  # noqa: E402,F401
+
+
+@full_only
+def test_tls_wrong_ca_alarms_locally_queues_and_delivers_once_the_ca_is_fixed(tmp_path, tls_broker, gateway):
+    """A wrong CA: the gateway refuses the broker (cloud_silent), still sounds the urgent low and keeps every
+    reading on flash; the family fixes the CA and power-cycles it: every reading arrives, in order."""
+    from simlib.brokers import free_port
+    data, port = str(tmp_path / "data"), free_port()
+    r = faults.Recorder(tls_broker["plain_port"], gateway["prefix"], client_id="rec-" + gateway["id"])
+    try:
+        wrong, sec = _gateway_files(tmp_path, gateway, tls_broker["dir"] / "wrong-ca.pem")
+        rows = [(0, 120), (5, 118), (10, 60), (15, 50), (20, 52), (25, 90), (30, 110)]
+        rc, evs, err = faults.run(tmp_path, rows, tls_broker["tls_port"], "--config", wrong, "--secrets", sec,
+                                  "--data", data, "--proxy-port", port, "--drain-s", "0", "--tail-s", "120",
+                                  speed=SPEED, name="wrongca")   # minutes pass before the fix
+        assert rc == 0, err
+        assert faults.first_after(evs, 0, event="pattern", name="cloud_silent")["t"] <= 62 + SLACK_S, pats(evs)
+        assert not faults.missed_alarms(evs), pats(evs)
+        assert r.payloads("reading") == [] and r.payloads("availability") == []
+        before = faults.accepted(evs)
+        assert len(before) == len(rows)
+        right = tmp_path / "right.json"
+        cfg = json.loads(open(str(wrong)).read())
+        cfg["mqtt"]["ca"] = str(tls_broker["dir"] / "ca.pem")
+        right.write_text(json.dumps(cfg))
+        rc, evs2, err = faults.run(tmp_path, [(m, None) for m in range(0, 15, 5)], tls_broker["tls_port"],
+                                   "--config", str(right), "--secrets", sec, "--data", data, "--proxy-port", port,
+                                   "--tail-s", "60", speed=SPEED, name="rightca")
+        assert rc == 0, err
+        faults.wait_until(lambda: set(before) <= set(r.seqs()), 15)
+        got = r.seqs()
+        assert set(before) <= set(got), (before, got)
+        dedup = [s for i, s in enumerate(got) if i == 0 or s != got[i - 1]]
+        assert dedup == sorted(set(dedup)), got
+        assert all(x.get("replayed") for x in r.readings())
+    finally:
+        r.stop()
