@@ -4,7 +4,17 @@
 # forever on a hung broker. We hand it a socket module whose sockets turn "blocking" into "blocking with a
 # timeout", and which note every byte received, since any bytes from the broker are an acknowledged round
 # trip (CONNACK, SUBACK, PUBACK, PINGRESP or a command).
+#
+# The deadline is our own, not the socket's: after connect (and the TLS handshake) the TCP socket is
+# non-blocking and every read or write polls against a ticks deadline. A socket timeout alone is not
+# enough: on the unix port a blocking call interrupted by a signal is restarted with a fresh timeout,
+# so a half-open connection (no RST, no bytes) held the uplink thread forever.
+import select
 import socket as _socket
+import time
+
+_ETIMEDOUT = 110
+_POLL_SLICE_MS = 100  # re-check the deadline at least this often, whatever wakes the poll
 
 
 class TimedSocket:
@@ -13,7 +23,9 @@ class TimedSocket:
         self.on_rx = on_rx
         self.raw = _socket.socket()  # the TCP socket: timeouts are always set on this one
         self.s = self.raw            # what reads and writes go through (the TLS layer once wrapped)
-        self.raw.settimeout(timeout_s)
+        self.raw.settimeout(timeout_s)  # bounds connect and the TLS handshake
+        self.blocking = True         # what umqtt asked for: True = wait up to timeout_s
+        self._poll = None            # set once connected: from then on the socket is non-blocking
 
     def connect(self, addr):
         self.raw.connect(addr)
@@ -24,25 +36,56 @@ class TimedSocket:
         self.s = tls_sock
 
     def setblocking(self, flag):
-        if flag:
-            self.raw.settimeout(self.timeout_s)
-        else:
-            self.raw.setblocking(False)
+        self.blocking = bool(flag)
 
     def settimeout(self, t):
         # umqtt 1.8 passes its own timeout (None = forever): ours always wins.
-        self.raw.settimeout(self.timeout_s)
+        self.blocking = True
+
+    def _ready(self):
+        if self._poll is None:
+            self.raw.setblocking(False)
+            self._poll = select.poll()
+            self._poll.register(self.raw, select.POLLIN | select.POLLOUT)
+        return time.ticks_add(time.ticks_ms(), int(self.timeout_s * 1000))
+
+    def _wait(self, deadline):
+        left = time.ticks_diff(deadline, time.ticks_ms())
+        if left <= 0:
+            raise OSError(_ETIMEDOUT)
+        self._poll.poll(min(left, _POLL_SLICE_MS))
 
     def read(self, n):
-        data = self.s.read(n)
+        deadline = self._ready()
+        if not self.blocking:
+            data = self.s.read(n)  # None: nothing waiting (check_msg)
+        else:
+            data = b""
+            while len(data) < n:
+                chunk = self.s.read(n - len(data))
+                if chunk is None:
+                    self._wait(deadline)
+                elif not chunk:
+                    break  # the broker closed: umqtt sees a short read / b""
+                else:
+                    data += chunk
         if data:
             self.on_rx()
         return data
 
     def write(self, buf, n=None):
+        deadline = self._ready()
+        mv = memoryview(buf)
         if n is not None:
-            buf = memoryview(buf)[:n]
-        return self.s.write(buf)
+            mv = mv[:n]
+        sent = 0
+        while sent < len(mv):
+            r = self.s.write(mv[sent:])
+            if not r:
+                self._wait(deadline)
+            else:
+                sent += r
+        return sent
 
     def close(self):
         self.s.close()
