@@ -129,3 +129,14 @@ def test_each_step_checks_in_and_a_crash_silences_the_buzzer():
     assert raised
     assert seen and all(n == "player" for _, n in seen)
     assert b.rec.tones[-1][1] == 0  # the finally turned the piezo off
+
+
+def test_night_dims_the_heartbeat_but_never_an_urgent_low_or_silence():
+    from firmware.shell.player import night_dim
+    assert night_dim((0, 160, 0), "ok", 10) == (0, 16, 0)
+    assert night_dim((0, 5, 0), "ok", 10) == (0, 1, 0)          # dimmed, never dark
+    assert night_dim((255, 60, 0), "low", 10) == (25, 6, 0)
+    assert night_dim((255, 0, 0), "urgent_low", 10) == (255, 0, 0)
+    assert night_dim((150, 0, 255), "sensor_silent", 10) == (150, 0, 255)
+    assert night_dim(None, "ok", 10) is None
+    assert night_dim((0, 160, 0), "ok", 100) == (0, 160, 0)

@@ -86,6 +86,8 @@ class App:
             if rx is not None:
                 self.gw.on_cloud_ok(rx)
             self.gw.tick(now, self.clock.wall_ms())
+            self.player.led_percent = (self.cfg["night"]["led_percent"]
+                                       if self.gw.alarms.is_night() else 100)
             self.flush()
             await self.clock.sleep_ms(_TICK_MS)
 

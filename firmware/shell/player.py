@@ -6,6 +6,17 @@ from firmware.core.patterns import TABLE, buzz_rhythm, led_phase
 from firmware.shell.clock import wait_event
 
 _ESCALATED_HZ = 600  # escalated alarms sound this much higher: a higher pitch carries through a door
+# Night mode dims the LED for these only; urgent lows and silence patterns stay at full brightness.
+_NEVER_DIMMED = ("urgent_low", "urgent_low_soon", "sensor_silent", "sensor_and_cloud_silent",
+                 "cloud_silent", "fault", "selftest")
+
+
+def night_dim(rgb, name, percent):
+    """The colour night mode shows: scaled to percent, except for patterns night never softens."""
+    if rgb is None or percent >= 100 or name in _NEVER_DIMMED:
+        return rgb
+    # at least 1 per lit channel: a dimmed never-dark phase must not go dark
+    return tuple(max(1, c * percent // 100) if c else 0 for c in rgb)
 
 
 class Player:
@@ -17,6 +28,7 @@ class Player:
         # Called with "player" at every LED/buzzer step (at least every 2.8 s, the longest LED phase
         # in the table): the supervisor's proof of life for the watchdog.
         self.on_step = on_step
+        self.led_percent = 100  # night mode sets this (night.led_percent) while its schedule is on
         self._changed = asyncio.Event()
 
     def set(self, name, mode):
@@ -46,7 +58,7 @@ class Player:
                     if self.on_step is not None:
                         self.on_step("player")
                     if now >= led_at:
-                        board.led.show(led_phase(name, li, can_dim))
+                        board.led.show(night_dim(led_phase(name, li, can_dim), name, self.led_percent))
                         led_at += led[li % len(led)]
                         li += 1
                     if buzz_at is not None and now >= buzz_at:
