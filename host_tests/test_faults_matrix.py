@@ -321,7 +321,7 @@ def test_power_cut_in_an_outage_loses_nothing_on_flash(tmp_path, mosquitto, gate
                         "--proxy-port", port, speed=SPEED, name="before")
     run.wait_for(lambda e: len(faults.accepted(e)) >= 7)   # 15, 20, 25, 30 are in the flash queue
     time.sleep(0.05)
-    _kill_firmware(run)
+    faults.kill_firmware(run)
     run.wait(30)
     before = faults.accepted(run.events())
     assert len(before) >= 7
@@ -336,16 +336,6 @@ def test_power_cut_in_an_outage_loses_nothing_on_flash(tmp_path, mosquitto, gate
     by_seq = {r["seq"]: r for r in rec.readings()}
     outage = [s for s in before if s >= 4]             # minutes 15, 20, ...: made while the broker was down
     assert outage and all(by_seq[s].get("replayed") for s in outage), rec.readings()
-
-
-def _kill_firmware(run):
-    """SIGKILL the micropython child of the simulator (the firmware), not the simulator."""
-    import signal
-    import subprocess
-    out = subprocess.run(["pgrep", "-P", str(run.proc.pid)], capture_output=True, text=True).stdout.split()
-    assert out, "no firmware process under the simulator"
-    for p in out:
-        os.kill(int(p), signal.SIGKILL)
 
 
 @full_only

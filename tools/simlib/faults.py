@@ -251,3 +251,44 @@ def first_after(evs, t, **match):
         if e.get("t", 0) >= t and all(e.get(k) == v for k, v in match.items()):
             return e
     return None
+
+
+# ---- a broker path the caller controls from a plain thread -----------------------------------------
+class ThreadedProxy:
+    """simlib.proxy.BrokerProxy on its own event loop thread: put it between the simulator (--broker
+    127.0.0.1:<port>) and mosquitto, then set_mode("halfopen") and kill the firmware to cut the power
+    of a gateway without its TCP FIN reaching the broker (the simulator's own proxy dies with it)."""
+
+    def __init__(self, upstream_port):
+        import asyncio
+        from simlib.proxy import BrokerProxy
+        self.loop = asyncio.new_event_loop()
+        self.proxy = BrokerProxy("127.0.0.1", upstream_port)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._call(self.proxy.start())
+        self.port = self.proxy.port
+
+    def _call(self, coro, timeout=10):
+        import asyncio
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def set_mode(self, mode):
+        self._call(self.proxy.set_mode(mode))
+
+    def close(self):
+        try:
+            self._call(self.proxy.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+def kill_firmware(run):
+    """SIGKILL the micropython child of a SimRun (the firmware), not the simulator itself."""
+    out = subprocess.run(["pgrep", "-P", str(run.proc.pid)], capture_output=True, text=True).stdout.split()
+    if not out:
+        raise AssertionError("no firmware process under the simulator")
+    for p in out:
+        os.kill(int(p), signal.SIGKILL)
+    return time.monotonic()
