@@ -18,8 +18,9 @@ except ImportError:
         return x
 
 _MS_PER_MIN = 60000.0
-_FIT_WINDOW_MIN = const(20)   # 4-5 readings at the usual 5-min cadence: enough to average noise,
-                              # short enough to follow a meal-bolus fall
+_FIT_WINDOW_MIN = const(22)   # 5 readings at the usual 5-min cadence: enough to average noise,
+                              # short enough to follow a meal-bolus fall. Not 20: a window on the
+                              # 5-min grid made the oldest reading count or not by radio jitter
 _FIT_MIN_POINTS = const(3)    # a line through 2 points is just the noisy delta
 _FIT_MIN_SPAN_MIN = const(9)  # two 5-min intervals (less 1 min of radio jitter)
 _MAX_FALL = -5.0              # mg/dL/min: glucose does not fall faster than this in a person
