@@ -160,29 +160,6 @@ def audit_record(name, accepted, reason, source):
     }
 
 
-# --- config keys (merged into firmware.core.config.SCHEMA by the config owner) ---
-
-def _secret_hex(v):
-    if type(v) is not str:
-        return "must be a string of hex digits"
-    if v == "":
-        return None                 # remote commands disabled
-    if len(v) % 2 or not 2 * _MIN_SECRET <= len(v) <= 128:
-        return "must be 32 to 128 hex digits (16 to 64 bytes), or empty to disable commands"
-    for c in v:
-        if c not in "0123456789abcdefABCDEF":
-            return "must be hex digits only"
-
-
-def _max_age(v):
-    if type(v) is not int or not 30 <= v <= 3600:
-        return "must be a whole number of seconds between 30 and 3600"
-
-
-COMMANDS_SCHEMA_EXTRA = {
-    "commands": {
-        "secret": ("", _secret_hex),        # hex shared secret; "" = every command refused
-        "max_age_s": (_DEFAULT_MAX_AGE_S, _max_age),
-    },
-}
-SECRET_KEYS_EXTRA = ("commands.secret",)
+# --- config keys: in firmware/core/commands_schema.py, so that loading the config does not load the
+# HMAC code on a gateway with remote commands disabled (heap) ---
+from firmware.core.commands_schema import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402,F401

@@ -126,7 +126,7 @@ SECRET_KEYS = ("sensor.bind_key", "mqtt.password", "wifi.networks")
 
 # Authenticated remote commands: their keys (commands.secret, commands.max_age_s) live with the code
 # that checks them.
-from firmware.core.commands import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402
+from firmware.core.commands_schema import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402
 
 SCHEMA.update(COMMANDS_SCHEMA_EXTRA)
 SECRET_KEYS = SECRET_KEYS + SECRET_KEYS_EXTRA
