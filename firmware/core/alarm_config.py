@@ -20,12 +20,8 @@ _RANGES = {
 }
 
 
-class AlarmConfigError(ValueError):
-    # Same shape as config.ConfigError (key + why) so the caller can report the dotted key.
-    def __init__(self, key, why):
-        super().__init__("config key %s: %s" % (key, why))
-        self.key = key
-        self.why = why
+# The same error as config.ConfigError (key + why): the caller reports the dotted key.
+from firmware.core.checks import ConfigError as AlarmConfigError, bool_ as _bool, int_range as _int  # noqa: E402
 
 
 def _glucose(name):
@@ -39,20 +35,6 @@ def _glucose(name):
             return None
         return "must be between %s and %s mg/dL (or the same in mmol/L)" % (lo, hi)
     return check
-
-
-def _int(lo, hi):
-    def check(v):
-        if type(v) is not int:
-            return "must be a whole number"
-        if v < lo or v > hi:
-            return "must be between %d and %d" % (lo, hi)
-    return check
-
-
-def _bool(v):
-    if type(v) is not bool:
-        return "must be true or false"
 
 
 def _units(v):

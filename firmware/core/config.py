@@ -2,54 +2,8 @@
 # The same code runs on the board, in the host runtime and in tools/provision.py.
 
 
-class ConfigError(ValueError):
-    def __init__(self, key, why):
-        super().__init__("config key %s: %s" % (key, why))
-        self.key = key
-        self.why = why
-
-
-# --- leaf checkers: each returns None when the value is good, else a short reason ---
-
-def _int_range(lo, hi):
-    def check(v):
-        if type(v) is not int:
-            return "must be a whole number"
-        if v < lo or v > hi:
-            return "must be between %d and %d" % (lo, hi)
-    return check
-
-
-def _num_range(lo, hi):
-    def check(v):
-        if type(v) not in (int, float):
-            return "must be a number"
-        if v < lo or v > hi:
-            return "must be between %s and %s" % (lo, hi)
-    return check
-
-
-def _bool(v):
-    if type(v) is not bool:
-        return "must be true or false"
-
-
-def _str(max_len, allow_empty=True):
-    def check(v):
-        if type(v) is not str:
-            return "must be a string"
-        if not allow_empty and not v:
-            return "must not be empty"
-        if len(v) > max_len:
-            return "must be at most %d characters" % max_len
-    return check
-
-
-def _one_of(*choices):
-    def check(v):
-        if v not in choices:
-            return "must be one of " + ", ".join(choices)
-    return check
+from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range  # noqa: F401
+from firmware.core.checks import num_range as _num_range, one_of as _one_of, str_ as _str
 
 
 def _hex_key(v):
@@ -133,7 +87,7 @@ SECRET_KEYS = SECRET_KEYS + SECRET_KEYS_EXTRA
 
 # Alarm thresholds (mg/dL or mmol/L), persistence, snooze, escalation and the night schedule live with
 # the alarm engine; pattern options (silence.cloud_chirp) with the pattern table.
-from firmware.core.alarm_config import ALARM_SCHEMA_EXTRA, AlarmConfigError, check as _check_alarms  # noqa: E402
+from firmware.core.alarm_config import ALARM_SCHEMA_EXTRA, check as _check_alarms  # noqa: E402
 from firmware.core.patterns import PATTERNS_SCHEMA_EXTRA  # noqa: E402
 
 SCHEMA["alarms"] = ALARM_SCHEMA_EXTRA["alarms"]
@@ -176,10 +130,7 @@ def merge(base, over, schema=SCHEMA, path=""):
 
 def check_consistency(cfg):
     """Rules that span keys. Raises ConfigError naming the key to fix."""
-    try:
-        _check_alarms(cfg["alarms"])  # after mmol/L -> mg/dL conversion
-    except AlarmConfigError as e:
-        raise ConfigError(e.key, e.why)
+    _check_alarms(cfg["alarms"])  # after mmol/L -> mg/dL conversion; raises ConfigError
     from firmware.core.alarm_config import to_mgdl
     a = to_mgdl(cfg["alarms"])
     if a["dead_band"] >= (a["high"] - a["low"]) / 2:

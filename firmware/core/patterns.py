@@ -45,9 +45,7 @@ SWEEP = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255))
 # Config leaves this module reads (merge into firmware/core/config.py SCHEMA):
 #   silence.cloud_chirp: false (default) = cloud_silent is shown only; true = it also chirps gently
 #   (a 60 ms soft chirp once a minute). Never louder: the bedside alarm still works without the cloud.
-def _bool(v):
-    if type(v) is not bool:
-        return "must be true or false"
+from firmware.core.checks import bool_ as _bool  # noqa: E402
 
 
 PATTERNS_SCHEMA_EXTRA = {
