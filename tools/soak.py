@@ -103,7 +103,19 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
         if broker:
             broker.stop()
     real_s = time.monotonic() - t0
-    heapfree = [(h["uptime_s"], h["heap_free"]) for h in health if h.get("heap_free")]
+    # uptime_s is a signed 30-bit ticks difference in the firmware: after 2**29 ms (6.2 days) it jumps
+    # back by 2**30 ms (found by this soak). Unwrap it in arrival order so the days stay in place.
+    heapfree, offset, prev, wrapped = [], 0.0, None, 0
+    for h in health:
+        if not h.get("heap_free") or h.get("uptime_s") is None:
+            continue
+        u = h["uptime_s"] + offset
+        if prev is not None and u < prev - 3600:
+            offset += 2 ** 30 / 1000.0
+            u += 2 ** 30 / 1000.0
+            wrapped += 1
+        prev = u
+        heapfree.append((u, h["heap_free"]))
     mem_err = "MemoryError" in err or any("MemoryError" in json.dumps(e) for e in evs
                                           if e.get("event") in ("fault", "uplink"))
     faults_seen = sorted({e.get("name") for e in evs if e.get("event") == "fault" and e.get("active")})
@@ -125,6 +137,11 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
         "heap_free_day1": first, "heap_free_last_day": last, "samples_day1": n1, "samples_last_day": n7,
         "growth_bytes": growth, "heap_free_min": min((b for _, b in heapfree), default=None),
         "stderr_tail": err.strip().splitlines()[-3:] if rc else [],
+        # per simulated day: (best heap_free after gc, worst, samples); a leak shows as a falling best
+        "per_day": [[max(xs), min(xs), len(xs)] if xs else [None, None, 0] for xs in (
+            [b for s, b in heapfree if d * DAY <= s < (d + 1) * DAY] for d in range(days))],
+        "health_last_uptime_s": max((s for s, _ in heapfree), default=None),
+        "uptime_wrapped": wrapped,
     }
     out["runs"] = rc == 0 and not mem_err and len(acc) == sent and not lost
     out["holds"] = out["runs"] and growth is not None and growth <= GROWTH_LIMIT and days >= 2
@@ -164,7 +181,11 @@ def _why(r):
         return "exit %s: %s" % (r["rc"], " / ".join(r["stderr_tail"]))
     if r["readings_accepted"] != r["readings_sent"]:
         return "%d of %d readings accepted" % (r["readings_accepted"], r["readings_sent"])
-    return "; ".join(r["delivery_problems"])[:120]
+    if r["delivery_problems"]:
+        return "; ".join(r["delivery_problems"])[:120]
+    if r["growth_bytes"] is None:
+        return "no heap figure for the last day (health stopped at uptime %s s)" % r.get("health_last_uptime_s")
+    return "heap grew %d B" % r["growth_bytes"]
 
 
 def main(argv=None):
@@ -183,6 +204,7 @@ def main(argv=None):
     print("  readings %d/%d accepted, delivery %s, MemoryError %s, faults %s" % (
         r["readings_accepted"], r["readings_sent"], "ok" if not r["delivery_problems"] else r["delivery_problems"],
         "yes" if r["memory_error"] else "no", r["faults"] or "none"))
+    print("  heap_free per day (best, worst, samples): %s" % r["per_day"])
     print("  heap_free after gc: day 1 best %s B (%d samples), day %d best %s B (%d samples): growth %s B "
           "(limit %d)" % (r["heap_free_day1"], r["samples_day1"], a.days, r["heap_free_last_day"],
                           r["samples_last_day"], r["growth_bytes"], GROWTH_LIMIT))
