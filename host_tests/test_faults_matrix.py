@@ -296,9 +296,6 @@ def test_bad_config_keeps_the_last_good_one_and_shows_fault(tmp_path, mosquitto,
 
 
 @full_only
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 6: with the flash full the uplink spills every reading of an outage to the outage queue, the write "
-    "fails and the reading is dropped (an `uplink` event, no `fault` pattern), although RAM holds 64"))
 def test_flash_full_during_an_outage(tmp_path, mosquitto, gateway, rec):
     rows = scenario(15, "broker_down", 40, "broker_up")
     rows.insert(1, (1, None, "flash_full"))

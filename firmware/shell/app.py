@@ -80,6 +80,8 @@ class App:
                 if item[0] == "cmd":
                     audit = self.commands.handle(self.gw, now, item[1], item[2])
                     self.uplink.send("audit", audit, 1, False)
+                elif item[0] in ("flash_fail", "flash_ok"):
+                    self.gw.set_fault(now, "flash", item[1])  # None clears it
                 elif item[0] in ("queue", "down"):
                     self.board.emit({"event": "uplink", "what": item[0], "why": item[1]})
             rx = self.uplink.rx_ticks

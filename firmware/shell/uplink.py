@@ -89,7 +89,9 @@ class Uplink:
         self._ha_due = False
         self.lock = _thread.allocate_lock()
         self.pending = []      # [suffix, payload, qos, retain]
-        self._news = []        # ("up",) ("down", why) ("cmd", name, bytes) ("queue", why)
+        self._news = []        # ("up",) ("down", why) ("cmd", name, bytes) ("queue", why),
+        #                        ("flash_fail", why) / ("flash_ok", None)
+        self.flash_ok = True   # the last outage-queue write worked
         self.rx_ticks = None   # ticks of the last bytes from the broker (a round trip)
         self.connected = False
         self.away = False      # True from a failed connect or a lost connection until reconnected
@@ -216,17 +218,24 @@ class Uplink:
             self._tell("down", why)
 
     def _enqueue(self, payload):
+        """True when the reading is on flash. A failed write keeps it with the caller (RAM), and the
+        box shows a `flash` fault until a write succeeds again: the reading is late, never lost."""
         payload["replayed"] = True  # it will arrive late: say so
         try:
             before = self.queue.dropped
             self.queue.append(json.dumps(payload).encode())
-            self.queued += 1
-            if self.queue.dropped != before:
-                self._tell("queue", "full: oldest readings dropped")
         except Exception as e:
-            # Flash failed or the payload does not fit: the reading is lost, and we say so.
-            self.dropped += 1
-            self._tell("queue", "write failed: %r" % (e,))
+            if self.flash_ok:
+                self.flash_ok = False
+                self._tell("flash_fail", "outage queue write failed: %r" % (e,))
+            return False
+        self.queued += 1
+        if not self.flash_ok:
+            self.flash_ok = True
+            self._tell("flash_ok", None)
+        if self.queue.dropped != before:
+            self._tell("queue", "full: oldest readings dropped")
+        return True
 
     def _spill(self, keep_ram):
         """Move readings from RAM to the outage queue, oldest first, until at most keep_ram readings
@@ -245,8 +254,11 @@ class Uplink:
                 elif not (keep_ram == 0 and p[0] == "health"):
                     keep.append(p)
             self.pending = keep
-        for p in move:
-            self._enqueue(p[1])
+        for i, p in enumerate(move):
+            if not self._enqueue(p[1]):
+                with self.lock:  # back in front, in order: older than anything pending now
+                    self.pending = move[i:] + self.pending
+                return
 
     def _publish(self, suffix, data, qos, retain):
         self.client.publish((self.prefix + "/" + suffix).encode(), data, retain, qos)
