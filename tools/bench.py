@@ -237,8 +237,14 @@ def part_replay(tab, quick, raw):
     span = replayed[-1][0] - replayed[0][0] if len(replayed) > 1 else None
     dropped = len(outage - got)
     raw["replay"] = {"replayed": len(replayed), "outage_readings_delivered": len(got), "first_to_last_s": span}
-    tab.add("replay_288_s", "replay of the queued readings, first to last", span, "s", 10.0,
-            note="%d of 288 came back" % len(got))
+    per = span / (len(replayed) - 1) if span else None
+    raw["replay"]["ms_per_reading"] = per and per * 1000
+    if len(got) == 288:
+        tab.add("replay_288_s", "replay of 288 queued readings, first to last", span, "s", 10.0)
+    else:   # the queue dropped some: what came back, and 288 at the same pace
+        tab.add("replay_got_s", "replay of the queued readings, first to last", span, "s",
+                note="%d of 288 came back" % len(got))
+        tab.add("replay_288_s", "replay of 288 at that pace (projected)", per and per * 287, "s", 10.0)
     tab.add("replay_288_lost", "outage readings not delivered (queue full)", dropped, "", 0, fmt="%d")
 
 
