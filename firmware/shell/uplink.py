@@ -20,7 +20,7 @@ except ImportError:
     def const(x):
         return x
 
-from firmware.core import ticks
+from firmware.core import payloads, ticks
 from firmware.shell import mqtt_guard
 
 _RAM_SLOTS = const(32)       # pending readings beyond this move to the outage queue even while up
@@ -78,6 +78,7 @@ class Uplink:
         m = cfg["mqtt"]
         self.mq = m
         self.prefix = m["prefix"] + "/" + cfg["gateway_id"]
+        self.device = "nightstand/" + cfg["gateway_id"]  # the reading payload's `device`
         self.client_id = "nightstand-" + cfg["gateway_id"]
         self.board = board
         self.clock = clock
@@ -223,7 +224,7 @@ class Uplink:
         payload["replayed"] = True  # it will arrive late: say so
         try:
             before = self.queue.dropped
-            self.queue.append(json.dumps(payload).encode())
+            self.queue.append(json.dumps(payloads.compact_reading(payload)).encode())
         except Exception as e:
             if self.flash_ok:
                 self.flash_ok = False
@@ -271,7 +272,10 @@ class Uplink:
             return True
         q = self.queue.peek()
         if q is not None:
-            self._publish("reading", q, 1, False)
+            rec = json.loads(q)
+            if isinstance(rec, list):  # compact (a dict is a full payload queued by an older version)
+                rec = payloads.expand_reading(rec, self.device)
+            self._publish("reading", json.dumps(rec), 1, False)
             self.queue.pop()
             return True
         with self.lock:

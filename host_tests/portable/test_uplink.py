@@ -300,3 +300,25 @@ def test_a_reading_made_while_booting_is_live_one_made_while_away_says_replayed(
     b.up = True
     _run(up, 10)
     assert [(r["seq"], r["replayed"]) for r in _readings(b)] == [(1, False), (2, True)]
+
+
+def test_a_whole_day_of_outage_fits_the_flash_queue_and_comes_back_whole():
+    # 288 readings (24 h at one per 5 min) with real dates and trends: none dropped from 16 KiB, and
+    # each comes back as the full Nightscout payload, in order, marked replayed.
+    up, b, _ = _make(OutageQueue(_fresh("day.q"), 16384))
+    b.up = False
+    for seq in range(1, 289):
+        r = _reading(seq)
+        r["date"] = 1763770000000 + seq * 300000
+        r["trend"] = -1.3 if seq % 2 else 2.4
+        r["direction"] = "FortyFiveDown" if seq % 2 else "SingleUp"
+        up.send("reading", r, 1, False)
+        _run(up, 1)
+    assert up.lost() == 0 and len(up.queue) == 288
+    b.up = True
+    _run(up, 400)
+    got = _readings(b)
+    assert [r["seq"] for r in got] == list(range(1, 289))
+    first = got[0]
+    assert first == {"type": "sgv", "sgv": 101, "direction": "FortyFiveDown", "seq": 1, "trend": -1.3,
+                     "device": "nightstand/kid", "replayed": True, "date": 1763770300000}
