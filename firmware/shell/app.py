@@ -100,10 +100,15 @@ class App:
             self.flush()
 
     async def health_task(self):
+        uptime_ms, last = 0, self.t0
         while True:
             await self.clock.sleep_ms(_HEALTH_MS)
+            # summed one period at a time: a single ticks.diff from boot goes negative after 6.2 days
+            now = self.now()
+            uptime_ms += ticks.diff(now, last)
+            last = now
             self.uplink.send("health", {
-                "uptime_s": ticks.diff(self.now(), self.t0) // 1000,
+                "uptime_s": uptime_ms // 1000,
                 "heap_free": self.board.heap_free(),
                 "rssi": self.board.wifi.rssi(),
                 "queue_depth": self.uplink.depth(),

@@ -29,6 +29,12 @@ class TimedSocket:
 
     def connect(self, addr):
         self.raw.connect(addr)
+        try:
+            # TCP_NODELAY (IPPROTO_TCP 6, option 1): umqtt writes a packet in several small pieces, and
+            # Nagle held each for the broker's delayed ACK (~46 ms a reading: 288 replayed took 13 s).
+            self.raw.setsockopt(6, 1, 1)
+        except (OSError, AttributeError):
+            pass  # a stack without the option is slower, not wrong
 
     def wrap(self, tls_sock):
         """TLS (firmware.shell.tls) wraps our TCP socket; reads and writes go through TLS from now
