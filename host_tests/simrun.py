@@ -3,47 +3,24 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
+import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from simlib import brokers  # noqa: E402
+from simlib import brokers, faults  # noqa: E402
 
 MOSQUITTO_HINT = ("mosquitto is not installed: `apt-get install -y mosquitto` (Debian/Ubuntu) or "
                   "`brew install mosquitto`; .ci/run installs it")
 
 
-class Follower:
-    """Subscribes to <prefix>/# and records every message, as a family's follower app would."""
+class Follower(faults.Recorder):
+    """A family's follower app: every message under <prefix>/#, re-subscribing after reconnects
+    (the fault matrix's recorder, with a client id of its own per instance)."""
 
     def __init__(self, port, prefix="nightstand/bedroom"):
-        import paho.mqtt.client as mqtt
-        self.prefix = prefix
-        self.messages = []  # (monotonic, suffix, payload bytes, retained)
-        self.lock = threading.Lock()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.c.on_message = self._on
-        self.c.connect("127.0.0.1", port, 30)
-        self.c.subscribe(prefix + "/#", 1)
-        self.c.loop_start()
-        time.sleep(0.2)
-
-    def _on(self, c, u, msg):
-        with self.lock:
-            self.messages.append((time.monotonic(), msg.topic[len(self.prefix) + 1:], msg.payload, msg.retain))
-
-    def payloads(self, suffix):
-        with self.lock:
-            return [p for _, s, p, _ in self.messages if s == suffix]
-
-    def readings(self):
-        return [json.loads(p) for p in self.payloads("reading")]
-
-    def stop(self):
-        self.c.loop_stop()
-        self.c.disconnect()
+        faults.Recorder.__init__(self, port, prefix, client_id="follower-" + uuid.uuid4().hex[:12])
 
 
 def run_sim(tmp_path, trace_text, port, *extra, speed=600, timeout=150):

@@ -254,7 +254,7 @@ def test_board_emit_pattern_watchdog_reset_ble(hw, capsys, tmp_path):
     m = hw["machine"]
     b = Esp32Board(_board_cfg("esp32_devkitc"), data_dir=str(tmp_path / "data"))
     assert os.path.isdir(tmp_path / "data")
-    b.show_pattern("sensor_silent", 1)
+    b.emit({"event": "pattern", "name": "sensor_silent", "sound": True})
     line = capsys.readouterr().out.strip().splitlines()[-1]
     ev = json.loads(line)
     assert ev["event"] == "pattern" and ev["name"] == "sensor_silent" and ev["sound"] is True

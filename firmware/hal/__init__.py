@@ -13,7 +13,9 @@
 #   async board.button()       -> "short" | "long"  (waits for the next press)
 #   board.wifi                 isconnected(), async connect(), rssi()
 #   board.emit(event)          one event-log dict (host: to the simulator; esp32: console line)
-#   board.show_pattern(name, sound)  notes a pattern change for whoever watches (event log on host)
+#   async board.start()        before anything else: host waits for the simulator's scenario time 0,
+#                              esp32 starts keeping Wi-Fi and the clock in the background
+#   board.stopping             True when the gateway should end (host: the simulator said quit)
 #   board.data_dir             writable directory for counters, outage queue, logs ("data")
 #   board.heap_free()          bytes free after gc, or None
 #   board.watchdog(timeout_ms) -> object with feed(); the host's does nothing

@@ -246,9 +246,6 @@ class Esp32Board:
         except (TypeError, ValueError):
             print(repr(event))
 
-    def show_pattern(self, name, sound):
-        self.emit({"event": "pattern", "name": name, "sound": bool(sound)})
-
     def set_wall_from_ntp(self, host=None):
         """Set the RTC from NTP (needs Wi-Fi). True on success; on failure emits a `clock` event
         with the reason and wall_ms() stays None, so readings go out without a date rather than
