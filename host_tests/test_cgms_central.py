@@ -130,14 +130,17 @@ class Peer:
 class Char:
     def __init__(self, conn, uuid, props):
         self.conn, self.uuid, self.properties = conn, uuid, props
+        # aioble's own attribute names (client.py), or private ones for "aioble internals changed"
         self._qname = "_notify_queue" if conn.peer.expose_queue else "_private_q"
+        self._evname = "_notify_event" if conn.peer.expose_queue else "_private_ev"
         setattr(self, self._qname, deque((), 1))
+        setattr(self, self._evname, asyncio.Event())
         self._iq = deque((), 1)
-        self._ev, self._iev = asyncio.Event(), asyncio.Event()
+        self._iev = asyncio.Event()
         self.subscribed = False
 
     def arrive(self, data, indicate=False):
-        q, ev = (self._iq, self._iev) if indicate else (getattr(self, self._qname), self._ev)
+        q, ev = (self._iq, self._iev) if indicate else (getattr(self, self._qname), self._ev())
         wake = len(q) == 0
         q.append(data)
         if wake:
@@ -149,8 +152,11 @@ class Char:
             ev.clear()
         return q.popleft()
 
+    def _ev(self):
+        return getattr(self, self._evname)
+
     async def notified(self, timeout_ms=None):
-        return await self._take(getattr(self, self._qname), self._ev, timeout_ms)
+        return await self._take(getattr(self, self._qname), self._ev(), timeout_ms)
 
     async def indicated(self, timeout_ms=None):
         return await self._take(self._iq, self._iev, timeout_ms)
@@ -554,3 +560,20 @@ def test_no_wifi_setting_starves_the_radio():
         with open(os.path.join(ROOT, path)) as f:
             text = f.read()
         assert "PM_NONE" not in text.replace("never PM_NONE", "").replace("no `PM_NONE`", ""), path
+
+
+def test_a_wake_flag_left_set_on_an_empty_queue_does_not_end_the_session():
+    # aioble's notified() pops from an empty queue (IndexError) when its flag was set for a value
+    # that was taken another way; the central must keep serving, not die with the radio task.
+    peer = Peer()
+    peer.measure(600, 120)
+
+    async def scenario(app):
+        await _until(lambda: len(app.gw.readings) == 1)
+        peer.conn.meas._notify_event.set()
+        await asyncio.sleep(0.02)
+        peer.measure(605, 118)
+        await _until(lambda: len(app.gw.readings) == 2)
+    app = _run(scenario, peer)
+    assert _seqs(app) == [(600, False), (605, False)]
+    assert [s for s, _ in app.states()].count("connected") == 1

@@ -265,6 +265,10 @@ class CgmsCentral:
                     data = await meas.notified(_POLL_MS)
                 except asyncio.TimeoutError:
                     data = _stranded(meas)
+                except IndexError:
+                    # aioble's flag was set but its queue is empty (a value taken by _stranded
+                    # raced the flag): nothing to read, and the wait has cleared the flag.
+                    data = None
                 now = clock.ticks_ms()
                 if data is not None:
                     last_rx = now
