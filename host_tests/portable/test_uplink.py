@@ -322,3 +322,26 @@ def test_a_whole_day_of_outage_fits_the_flash_queue_and_comes_back_whole():
     first = got[0]
     assert first == {"type": "sgv", "sgv": 101, "direction": "FortyFiveDown", "seq": 1, "trend": -1.3,
                      "device": "nightstand/kid", "replayed": True, "date": 1763770300000}
+
+
+def test_a_reading_made_during_a_long_reconnect_wait_is_on_flash_within_a_second():
+    # A power cut during the 30 s backoff must not take a reading that only lived in RAM.
+    up, b, _ = _make()
+    b.up = False
+    _run(up, 8)                                  # the reconnect wait has grown to its cap
+    clock, seen = up.clock, []
+
+    def sleep(ms):
+        seen.append((clock.t, len(up.queue)))    # before this step: what flash holds
+        clock.t += ms
+        if len(seen) == 3:
+            up.send("reading", _reading(9), 1, False)
+            seen.append(("sent", clock.t))
+    clock.sleep_blocking_ms = sleep
+    t0 = clock.t
+    up._cycle()                                  # one failed connect and its wait
+    assert clock.t - t0 >= 20000, "not a long wait: %d ms" % (clock.t - t0)
+    i = seen.index(("sent", seen[3][1]))
+    sent_at = seen[i][1]
+    on_flash = [t for t, n in seen[i + 1:] if n == 1]
+    assert on_flash and on_flash[0] - sent_at <= 1000, seen
