@@ -244,6 +244,10 @@ def score(rows, events, low_t, high_t, lead=30.0, near=30.0):
         raises.append(n)
         if n > 1:
             multi.append((a, b, n))
+    # Minutes the low side was active (sounding or showing, nobody presses in the bench): the
+    # price of holding an alarm until the recovery is confirmed.
+    end = rows[-1][0]
+    low_min = sum([min(e, end) - s for s, e, side in spans if side == "low"])
     nuisance = off_own = 0
     for m, side in onsets:
         near_bg = [bg for t, bg, _ in rows if m - near <= t <= m + near]
@@ -254,7 +258,8 @@ def score(rows, events, low_t, high_t, lead=30.0, near=30.0):
             nuisance += max(near_bg) <= TRUE_HIGH
             off_own += max(near_bg) <= high_t
     return {"episodes": len(eps), "caught": caught, "delays": delays, "raises": raises,
-            "nuisance": nuisance, "off_own": off_own, "onsets": len(onsets), "multi": multi}
+            "nuisance": nuisance, "off_own": off_own, "onsets": len(onsets), "multi": multi,
+            "low_min": low_min}
 
 
 def _median(xs):
@@ -295,6 +300,7 @@ def main(argv):
     ap.add_argument("--days", type=int, default=_DAYS)
     ap.add_argument("--patients", type=int, default=len(_PATIENTS), help="first N of the 10")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--alarms", default="{}", help="alarms config (JSON) for the nightstand policy")
     args = ap.parse_args(argv)
     t0 = time.time()
     names = _PATIENTS[:args.patients]
@@ -304,7 +310,9 @@ def main(argv):
         traces = pool.map(_simulate, jobs)
     print("traces ready in %.0f s" % (time.time() - t0))
 
-    policies = (("nightstand", lambda: AlarmEngine({}), 70, 250),
+    import json
+    alarms = json.loads(args.alarms)
+    policies = (("nightstand", lambda: AlarmEngine(alarms), 70, 250),
                 ("nightscout", NightscoutSimple, BG_TARGET_BOTTOM, BG_TARGET_TOP))
     total = {}
     per_patient = []
@@ -315,7 +323,7 @@ def main(argv):
         for pname, make, lo_t, hi_t in policies:
             s = score(rows, replay(samples, make()), lo_t, hi_t)
             t = total.setdefault(pname, {"episodes": 0, "caught": 0, "delays": [], "raises": [],
-                                         "nuisance": 0, "off_own": 0, "onsets": 0})
+                                         "nuisance": 0, "off_own": 0, "onsets": 0, "low_min": 0})
             for k in t:
                 t[k] = t[k] + s[k]
             if pname == "nightstand":
@@ -328,18 +336,19 @@ def main(argv):
     print("\nper patient:")
     print("\n".join(per_patient))
     print("\n%d patient-days, 5-min CGM, %d%% of readings dropped" % (pdays, _DROP * 100))
-    hdr = "%-11s %-13s %-20s %-16s %-19s %-13s %s" % (
+    hdr = "%-11s %-13s %-20s %-16s %-19s %-13s %-18s %s" % (
         "policy", "hypos caught", "median start->alarm", "nuisance/pt-day", "raises/episode",
-        "alarm onsets", "off own threshold")
+        "alarm onsets", "off own threshold", "low-side h/pt-day")
     print(hdr)
     for pname, _, _, _ in policies:
         t = total[pname]
         r = t["raises"]
         mean_r = sum(r) / float(len(r)) if r else float("nan")
-        print("%-11s %-13s %-20s %-16s %-19s %-13d %d" % (
+        print("%-11s %-13s %-20s %-16s %-19s %-13d %-18d %.1f" % (
             pname, "%d/%d" % (t["caught"], t["episodes"]),
             "%+.1f min" % _median(t["delays"]), "%.2f (%d)" % (t["nuisance"] / pdays, t["nuisance"]),
-            "mean %.2f, max %d" % (mean_r, max(r) if r else 0), t["onsets"], t["off_own"]))
+            "mean %.2f, max %d" % (mean_r, max(r) if r else 0), t["onsets"], t["off_own"],
+            t["low_min"] / 60.0 / pdays))
     print("nuisance: an alarm onset with no true excursion (true BG < %d or > %d) within 30 min;"
           % (TRUE_LOW, TRUE_HIGH))
     print("off own threshold: true BG stayed on the safe side of the policy's own threshold.")

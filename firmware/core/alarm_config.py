@@ -84,6 +84,10 @@ ALARM_SCHEMA_EXTRA = {
         "snooze_high_min": (60, _int(5, 240)),
         "urgent_recheck_min": (30, _int(5, 60)),     # re-raise urgent low this long after an ack
         "escalate_s": (300, _int(60, 1800)),
+        # The last alarm of a side ends only after the recovery held this long (0 = at the first
+        # reading past the dead-band). 15: on simulated patients, 10 still let 2 of 22 hypo episodes
+        # raise twice, 15 one (a sensor reading 90 for 25 min while true BG stayed 60); see README.
+        "rearm_min": (15, _int(0, 60)),
     },
     "night": {
         "enabled": (False, _bool),

@@ -40,6 +40,7 @@ class _Side:
     def __init__(self, levels):
         self.levels = levels
         self.latched = [False] * len(levels)
+        self.calm = [None] * len(levels)  # ticks since which a latched level's clear condition holds
         self.sound = "off"       # "off" | "on" | "escalated", before night softening
         self.sounding = -1       # index of the level the buzzer is sounding for
         self.since = 0           # ticks when it started sounding (escalation clock)
@@ -141,7 +142,10 @@ class AlarmEngine:
         last = [x for _, x in self._hist[-3:]]
         why = "%s expected in %d min: %s (%s/min)" % (
             self._fmt(ul), int(mins + 0.5), self._list(last), self._fmt_rate(slope))
-        return (hit, hit, p > ul + c["dead_band"], why,
+        # Clears only once the value is also out of the low's dead-band: a fall that levels off at
+        # 75 is not over, and letting go there made the low raise as a second alarm minutes later.
+        clear = p > ul + c["dead_band"] and v > c["low"] + c["dead_band"]
+        return (hit, hit, clear, why,
                 "no longer heading for %s: %s" % (self._fmt(ul), self._fmt(v)),
                 "heading for %s: %s" % (self._fmt(ul), self._fmt(v)))
 
@@ -201,8 +205,13 @@ class AlarmEngine:
         while len(h) > _HIST_MAX or ticks.diff(now_ms, h[0][0]) > _HIST_MS:
             h.pop(0)
         judged = self._judge(v)
+        c = self.cfg
+        rearm = c["rearm_min"] * _MIN_MS - _MIN_MS  # less 1 min of radio jitter
+        b2 = 2 * c["dead_band"]
         out = []
         for side in self._sides:
+            # Well back in range (two dead-bands past low / high): no need to wait for the recovery.
+            far = v > c["low"] + b2 if side.levels is _LOW_SIDE else v < c["high"] - b2
             newly = []
             # Raises before clears: a hand-over inside one reading (urgent_low_soon clearing as
             # low raises) keeps the buzzer and its escalation clock going; no level can both
@@ -214,14 +223,26 @@ class AlarmEngine:
                 self._still[level] = j[5]
                 if not side.latched[i] and j[0]:
                     side.latched[i] = True
+                    side.calm[i] = None
                     newly.append(level)
                     ev = _event(level, "raised", j[3])
                     if side.quiet(now_ms) and i <= side.quiet_rank:
                         ev["quiet"] = True  # a snoozed alarm that dipped again stays quiet
                     out.append(ev)
-            for i in range(len(side.levels)):
+            # Most severe first, so the level left waiting for a confirmed recovery is the mildest.
+            for i in range(len(side.levels) - 1, -1, -1):
                 level = side.levels[i]
-                if side.latched[i] and judged[level][2] and level not in newly:
+                if not side.latched[i] or level in newly:
+                    continue
+                if not judged[level][2]:
+                    side.calm[i] = None
+                    continue
+                if side.calm[i] is None:
+                    side.calm[i] = now_ms
+                # The last alarm of a side ends only once the recovery has held rearm_min (or the
+                # value is well back in range): a reading or two just past the dead-band is not the
+                # end of the episode, and a dip right after would be a second alarm for one low.
+                if far or sum(side.latched) > 1 or ticks.diff(now_ms, side.calm[i]) >= rearm:
                     side.latched[i] = False
                     out.append(_event(level, "cleared", judged[level][4]))
             if side.top() < 0:

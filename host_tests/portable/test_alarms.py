@@ -61,7 +61,9 @@ def test_jitter_around_70_raises_once_and_clears_only_past_the_dead_band():
     evs = f.read(74, 69, 72, 68, 71, 69, 73, 70, 78, 67, 79)
     assert states(evs, "low", "raised") == [("low", "raised")]
     assert states(evs, "low", "cleared") == []
-    evs = f.read(81)
+    evs = f.read(81, 84, 82)                # past the dead-band, but only for 10 minutes
+    assert states(evs, "low") == []
+    evs = f.read(83)                        # the recovery has held 15 minutes
     assert states(evs, "low") == [("low", "cleared")]
     assert f.e.state() == (None, "off")
     # Re-armed only now: the next dip is a new episode.
@@ -69,11 +71,48 @@ def test_jitter_around_70_raises_once_and_clears_only_past_the_dead_band():
     assert states(evs, "low", "raised") == [("low", "raised")]
 
 
+def test_a_dip_right_after_a_short_recovery_is_the_same_alarm_not_a_second_one():
+    f = Feed()
+    f.read(75, 68)
+    evs = f.read(82, 84, 76, 66)            # 10 min just past 80, then down again
+    assert states(evs, "low") == []         # the buzzer never stopped: no second raise
+    assert f.e.state() == ("low", "escalated")
+
+
+def test_a_recovery_well_into_range_clears_at_once():
+    f = Feed()
+    f.read(75, 68)
+    evs = f.read(95)                        # past 70 + 2 dead-bands: the low is over
+    assert states(evs, "low") == [("low", "cleared")]
+    assert f.e.state() == (None, "off")
+
+
+def test_rearm_min_0_clears_at_the_first_reading_past_the_dead_band():
+    f = Feed({"rearm_min": 0})
+    f.read(75, 68)
+    evs = f.read(81)
+    assert states(evs, "low") == [("low", "cleared")]
+    evs = f.read(69)
+    assert states(evs, "low", "raised") == [("low", "raised")]
+
+
+def test_urgent_low_soon_that_levels_off_near_70_hands_on_to_the_low_as_one_alarm():
+    f = Feed()
+    evs = f.read(110, 101, 92, 84, 79, 78, 78, 79, 78, 78, 77, 74, 68)
+    # the fall levelled off at 78 for half an hour: no longer heading for 55, but still within the
+    # low's dead-band, so the warning holds until the low takes over; the buzzer never stopped
+    assert states(evs, state="raised") == [("urgent_low_soon", "raised"), ("low", "raised")]
+    assert states(evs, state="cleared") == []
+    assert f.e.state()[1] == "escalated"
+
+
 def test_nightscout_style_flapping_does_not_happen_at_the_high_threshold():
     f = Feed()
     evs = f.read(255, 262, 248, 251, 246, 253, 244, 252)
     assert states(evs, "high", "raised") == [("high", "raised")]
-    evs = f.read(239)
+    evs = f.read(239, 236, 238)
+    assert states(evs, "high") == []        # back under 240 for only 10 minutes
+    evs = f.read(235)
     assert states(evs, "high") == [("high", "cleared")]
 
 
@@ -182,6 +221,12 @@ def test_snoozed_low_that_recovers_and_dips_again_stays_quiet_unless_it_turns_ur
     f.read(72, 66, every=1)
     f.e.snooze(f.t, "remote")
     evs = f.read(84, 69, every=3)           # recovered past 80, dipped again inside the snooze
+    assert [e for e in evs if e["state"] == "raised"] == []  # not yet re-armed: same low, quiet
+    assert f.e.state() == ("low", "off")
+    evs = f.read(72, every=1)
+    f.e.snooze(f.t, "remote")
+    f.read(95, every=1)                     # well back in range: re-armed
+    evs = f.read(69, every=1)               # dips again inside the snooze: a new raise, quiet
     raised = [e for e in evs if e["state"] == "raised"]
     assert len(raised) == 1 and raised[0].get("quiet") is True
     assert f.e.state() == ("low", "off")
@@ -313,7 +358,7 @@ def test_one_raise_for_a_noisy_slow_low_episode():
     # A night low as a sensor shows it: noise of a few mg/dL around a slow dip and recovery.
     f = Feed()
     trace = [92, 88, 85, 81, 79, 75, 73, 69, 72, 68, 70, 66, 69, 65, 67, 64, 66, 68, 65, 69,
-             71, 68, 72, 70, 74, 71, 76, 79, 77, 82, 85, 88]
+             71, 68, 72, 70, 74, 71, 76, 79, 77, 82, 85, 88, 87]
     evs = f.read(*trace)
     low_side = ("low", "urgent_low", "urgent_low_soon")
     raised = [e for e in evs if e["state"] == "raised" and e["level"] in low_side]

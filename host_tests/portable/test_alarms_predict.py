@@ -136,6 +136,19 @@ def test_config_check_names_the_key_after_unit_conversion():
     assert key({"low": 60, "urgent_low": 62}) == "alarms"
 
 
+def test_rearm_min_is_validated_by_the_gateway_config():
+    from firmware.core import config
+    plain = {"sensor": {"allow_plain": True}}
+    assert config.build(plain, {"alarms": {"rearm_min": 0}})["alarms"]["rearm_min"] == 0
+    for bad in (61, -1, 7.5, "15"):
+        try:
+            config.build(plain, {"alarms": {"rearm_min": bad}})
+        except config.ConfigError as err:
+            assert err.key == "alarms.rearm_min"
+        else:
+            assert False, bad
+
+
 def test_schema_extra_defaults_pass_their_own_checkers():
     for section in ("alarms", "night"):
         for k, spec in alarm_config.ALARM_SCHEMA_EXTRA[section].items():
