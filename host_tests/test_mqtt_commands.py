@@ -39,13 +39,21 @@ def test_snooze_silences_a_high_forgery_is_rejected_and_urgent_low_cannot_be_sil
         sim.wait(lambda e: e["event"] == "pattern" and e["name"] == "high" and e["sound"], 60)
         send(mosquitto.port, prefix, "snooze", "--minutes", "30")
         snoozed = sim.wait(lambda e: e["event"] == "alarm" and e["state"] == "snoozed", 20)
-        assert snoozed["level"] == "high"
+        assert snoozed["level"] == "high" and "30 min" in snoozed["why"]   # not the high's 60
         quiet = sim.wait(lambda e: e["event"] == "pattern" and e["name"] == "high" and not e["sound"], 20)
         assert quiet
 
         send(mosquitto.port, prefix, "snooze", "--minutes", "30", secret=FORGED)
         rej = sim.wait(lambda e: e["event"] == "reject" and e["reason"].startswith("command_"), 20)
         assert rej["reason"] == "command_bad_auth"
+
+        # signed, but 600 minutes is out of range: refused with a reason the sender can act on
+        import paho.mqtt.publish as pub
+        from firmware.core import commands
+        bad = commands.sign(bytes.fromhex(SECRET), "snooze", int(time.time() * 1000), int(time.time()),
+                            {"minutes": 600})
+        pub.single(prefix + "/cmd/snooze", bad, qos=1, hostname="127.0.0.1", port=mosquitto.port)
+        rej = sim.wait(lambda e: e["event"] == "reject" and e["reason"] == "command_bad_args", 20)
 
         sim.wait(lambda e: e["event"] == "pattern" and e["name"] == "urgent_low" and e["sound"], 60)
         send(mosquitto.port, prefix, "snooze", "--minutes", "30")
@@ -64,10 +72,11 @@ def test_snooze_silences_a_high_forgery_is_rejected_and_urgent_low_cannot_be_sil
     assert ul and all(e["name"] == "urgent_low" and e["sound"] for e in ul if e["name"] == "urgent_low")
     assert not [e for e in evs if e["event"] == "alarm" and e["level"] == "urgent_low"
                 and e["state"] in ("snoozed", "acked")]
-    assert [a["accepted"] for a in audits] == [True, False, True, True], audits
-    assert audits[0]["cmd"] == "snooze" and audits[0]["outcome"].startswith("snoozed")
+    assert [a["accepted"] for a in audits] == [True, False, False, True, True], audits
+    assert audits[0]["cmd"] == "snooze" and audits[0]["outcome"] == "snoozed: quiet for 30 min (remote)"
     assert audits[1]["reason"] == "bad_auth" and "outcome" not in audits[1]
-    assert audits[2]["outcome"].startswith("refused") and audits[3]["outcome"].startswith("refused")
+    assert audits[2]["reason"] == "bad_args" and "outcome" not in audits[2]
+    assert audits[3]["outcome"].startswith("refused") and audits[4]["outcome"].startswith("refused")
     for a in audits:
         assert SECRET not in json.dumps(a) and "mac" not in a
 

@@ -305,9 +305,10 @@ class AlarmEngine:
             return self.cfg["snooze_high_min"]
         return self.cfg["snooze_low_min"]
 
-    def snooze(self, now_ms, source="button"):
-        """Silence the shown non-urgent alarm for its level's time. Urgent low is never snoozed:
-        returns an event with state "refused" (and changes nothing)."""
+    def snooze(self, now_ms, source="button", minutes=None):
+        """Silence the shown non-urgent alarm for `minutes` (the caller bounds it; None: the
+        level's snooze time). Urgent low is never snoozed: returns an event with state "refused"
+        (and changes nothing)."""
         side, i = self._shown()
         if side is None:
             return []
@@ -318,7 +319,7 @@ class AlarmEngine:
             return [_event(level, "refused", "urgent low cannot be silenced remotely")]
         if side.sound == "off":
             return []
-        m = self._snooze_min(level)
+        m = minutes or self._snooze_min(level)
         self._quiet(now_ms, side, i, m, False)
         return [_event(level, "snoozed", "quiet for %d min (%s)" % (m, source))]
 

@@ -6,7 +6,9 @@
 #         in at boot, so a recorded command can never be played again, even after a reboot
 #   ts    sender's wall time, epoch seconds; refused as "stale" when it is further than
 #         max_age_s from the gateway's clock (checked only once the gateway knows wall time)
-#   args  optional, flat: snooze {"minutes": 5..120}, ack {"level": "<alarm level>"}, selftest {}
+#   args  optional, flat: snooze {"minutes": 5..120} (absent: the level's own snooze time),
+#         ack {"level": "<alarm level>"}, selftest {}; an authenticated value out of range is
+#         refused as "bad_args"
 #   mac   HMAC-SHA256 under the shared secret (config commands.secret) over the UTF-8 bytes of
 #         "nightstand-cmd/1|<name>|<n>|<ts>|<args>", args written canonically: keys sorted,
 #         "key=value" joined by "&", integers in decimal, booleans as true/false. No other field
@@ -35,14 +37,16 @@ _DEFAULT_MAX_AGE_S = const(300)  # phone and gateway clocks agree within a few m
 _DOMAIN = "nightstand-cmd/1"  # binds the MAC to this use, so the secret's MACs mean nothing else
 
 NAMES = ("snooze", "ack", "selftest")
-REASONS = ("malformed", "unknown_command", "bad_auth", "replay", "stale", "disabled")
+REASONS = ("malformed", "unknown_command", "bad_auth", "replay", "stale", "disabled", "bad_args")
 
-# Arguments each command may carry: name -> {arg: checker(value) -> True when good}
+# Arguments each command may carry: name -> {arg: (type, value check -> True when good)}. A wrong
+# key or type is "malformed" before the MAC is checked; a well-formed, authenticated value out of
+# range is "bad_args", so the sender learns which number the gateway refused.
 _ARGS = {
     # 5 min is the shortest snooze worth a tap; past 2 h it should be a config change instead
-    "snooze": {"minutes": lambda v: type(v) is int and 5 <= v <= 120},
+    "snooze": {"minutes": (int, lambda v: 5 <= v <= 120)},
     # naming the level means an ack meant for a high cannot silence a low that came later
-    "ack": {"level": lambda v: v in ALARM_PATTERNS},
+    "ack": {"level": (str, lambda v: v in ALARM_PATTERNS)},
     "selftest": {},
 }
 
@@ -85,13 +89,14 @@ def _whole(v, lo, hi):
     return type(v) is int and lo <= v < hi
 
 
-def _args_ok(name, args):
+def _args_ok(name, args, values=False):
+    """Known keys of the right type; with values=True, also every value in range."""
     allowed = _ARGS[name]
     if type(args) is not dict:
         return False
     for k, v in args.items():
-        check = allowed.get(k)
-        if check is None or not check(v):
+        spec = allowed.get(k)
+        if spec is None or type(v) is not spec[0] or (values and not spec[1](v)):
             return False
     return True
 
@@ -137,6 +142,8 @@ class CommandVerifier:
             return None, "replay"
         if now is not None and (ts - now > self.max_age_s or now - ts > self.max_age_s):
             return None, "stale"
+        if not _args_ok(name, args, True):
+            return None, "bad_args"   # refused whole: the counter stays, nothing acts
         self.last_counter = n
         return {"name": name, "n": n, "ts": ts, "args": args}, None
 

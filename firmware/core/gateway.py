@@ -70,7 +70,10 @@ class Gateway:
         level = self.alarms.state()[0]
         if name == "ack" and args.get("level") not in (None, level):
             return "refused: %s is not the alarm shown (%s)" % (args["level"], level)
-        evs = self.alarms.snooze(now_ms, "remote") if name == "snooze" else self.alarms.ack(now_ms, "remote")
+        if name == "snooze":  # minutes: 5..120, checked by the verifier; absent = the level's time
+            evs = self.alarms.snooze(now_ms, "remote", args.get("minutes"))
+        else:
+            evs = self.alarms.ack(now_ms, "remote")
         self._alarm_events(evs)
         self._refresh(now_ms, publish_state=True)
         if not evs:

@@ -117,7 +117,7 @@ def test_garbage_is_refused_never_raised():
         b'{"n":1,"ts":1,"mac":"abc"}',
         b'{"n":1,"ts":1}',
         b'{"n":1,"ts":1,"mac":"%s","args":[1]}' % mac.encode(),
-        b'{"n":1,"ts":1,"mac":"%s","args":{"minutes":1000}}' % mac.encode(),
+        b'{"n":1,"ts":1,"mac":"%s","args":{"minutes":"30"}}' % mac.encode(),
         b'{"n":1,"ts":1,"mac":"%s","args":{"level":"urgent_low","x":1}}' % mac.encode(),
         b"x" * 5000,
     )
@@ -136,11 +136,24 @@ def test_args_each_command_accepts():
     ok = (("snooze", {"minutes": 5}), ("ack", {"level": "urgent_low"}), ("ack", {"level": "high"}))
     for i, (name, args) in enumerate(ok):
         assert v.verify(name, commands.sign(SECRET, name, i + 1, NOW, args), NOW)[1] is None
-    bad = (("snooze", {"minutes": 4}), ("snooze", {"level": "high"}), ("ack", {"level": "ok"}),
-           ("selftest", {"minutes": 10}))
+    bad = (("snooze", {"level": "high"}), ("selftest", {"minutes": 10}), ("snooze", {"minutes": 5.0}))
     for i, (name, args) in enumerate(bad):
         assert v.verify(name, commands.sign(SECRET, name, 50 + i, NOW, args), NOW) == \
             (None, "malformed")
+
+
+def test_a_signed_value_out_of_range_is_refused_as_bad_args_and_moves_no_counter():
+    v = _verifier()
+    for i, (name, args) in enumerate((("snooze", {"minutes": 4}), ("snooze", {"minutes": 121}),
+                                      ("snooze", {"minutes": 1000}), ("ack", {"level": "ok"}))):
+        assert v.verify(name, commands.sign(SECRET, name, 60 + i, NOW, args), NOW) == \
+            (None, "bad_args")
+    assert v.last_counter == 0
+    # unsigned, it is just a forgery: nobody without the secret learns the accepted range
+    forged = commands.sign(b"x" * 16, "snooze", 70, NOW, {"minutes": 1000})
+    assert v.verify("snooze", forged, NOW) == (None, "bad_auth")
+    rec = commands.audit_record("snooze", False, "bad_args", "mqtt")
+    assert rec["reason"] == "bad_args"
 
 
 def test_no_secret_means_commands_disabled_and_short_secret_refused():
