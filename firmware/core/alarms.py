@@ -142,9 +142,10 @@ class AlarmEngine:
         last = [x for _, x in self._hist[-3:]]
         why = "%s expected in %d min: %s (%s/min)" % (
             self._fmt(ul), int(mins + 0.5), self._list(last), self._fmt_rate(slope))
-        # Clears only once the value is also out of the low's dead-band: a fall that levels off at
-        # 75 is not over, and letting go there made the low raise as a second alarm minutes later.
-        clear = p > ul + c["dead_band"] and v > c["low"] + c["dead_band"]
+        # Until a low has taken over, clears only once the value is also out of the low's dead-band:
+        # a fall that levels off at 75 is not over, and letting go there made the low raise as a
+        # second alarm minutes later. (_LOW_SIDE[1] is low.)
+        clear = p > ul + c["dead_band"] and (v > c["low"] + c["dead_band"] or self._sides[0].latched[1])
         return (hit, hit, clear, why,
                 "no longer heading for %s: %s" % (self._fmt(ul), self._fmt(v)),
                 "heading for %s: %s" % (self._fmt(ul), self._fmt(v)))

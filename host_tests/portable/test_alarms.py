@@ -104,6 +104,10 @@ def test_urgent_low_soon_that_levels_off_near_70_hands_on_to_the_low_as_one_alar
     assert states(evs, state="raised") == [("urgent_low_soon", "raised"), ("low", "raised")]
     assert states(evs, state="cleared") == []
     assert f.e.state()[1] == "escalated"
+    # once the low holds the alarm, a warning the flat values no longer support lets go
+    evs = f.read(68, 69, 68, 69)
+    assert states(evs) == [("urgent_low_soon", "cleared")]
+    assert f.e.state() == ("low", "escalated")
 
 
 def test_nightscout_style_flapping_does_not_happen_at_the_high_threshold():
