@@ -36,7 +36,7 @@ def test_silences_and_alarms_over_a_cloud_outage_across_the_ticks_wrap(tmp_path,
     rows = [(m, 120) for m in range(0, 40, 5)]                  # steady; last reading of the run-up: 35
     rows += [(m, None) for m in range(40, 60, 5)]               # a 25-minute gap
     rows += [(60, 118), (65, 117), (70, 116, "broker_down")]    # back; then the cloud goes away
-    rows += [(75, 80), (80, 66), (85, 63), (90, 75), (95, 90), (100, 100)]  # a low during the outage
+    rows += [(75, 80), (80, 66), (85, 63), (90, 75), (95, 95), (100, 100)]  # a low during the outage
     rows += [(m, None) for m in range(105, 120, 5)]             # the sensor goes quiet too
     rows += [(120, 110, "broker_up"), (125, 112), (130, 113)]
     # the ticks wrap at minute 45: between the last reading (35) and the silence it causes (46)
@@ -62,7 +62,8 @@ def test_silences_and_alarms_over_a_cloud_outage_across_the_ticks_wrap(tmp_path,
     low = _after(seen, 70 * MIN, LOWS)
     assert low and low[0] <= 85 * MIN + SLACK_S, seen
     assert _shown_at(seen, 88 * MIN) in LOWS, seen
-    # ... and cloud_silent returns once it clears (90 clears a low of 70 with its 10 mg/dL dead band)
+    # ... and cloud_silent returns once it clears (95 is more than two 10 mg/dL dead-bands above 70:
+    # cleared at once, without waiting for alarms.rearm_min)
     back = _after(seen, low[0] + 1, ("cloud_silent", "ok"))
     assert back and back[1] == "cloud_silent" and back[0] <= 95 * MIN + SLACK_S, seen
 
