@@ -362,7 +362,7 @@ def _fresh_passkey_hook():
     yield
 
 
-async def _until(pred, real_s=3.0):
+async def _until(pred, real_s=10.0):   # a bound on a hang, not a speed claim: CI is loaded
     end = asyncio.get_event_loop().time() + real_s
     while not pred():
         assert asyncio.get_event_loop().time() < end, "timed out waiting"
