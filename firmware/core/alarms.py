@@ -212,7 +212,7 @@ class AlarmEngine:
         out = []
         for side in self._sides:
             # Well back in range (two dead-bands past low / high): no need to wait for the recovery.
-            far = v > c["low"] + b2 if side.levels is _LOW_SIDE else v < c["high"] - b2
+            far = v >= c["low"] + b2 if side.levels is _LOW_SIDE else v <= c["high"] - b2
             newly = []
             # Raises before clears: a hand-over inside one reading (urgent_low_soon clearing as
             # low raises) keeps the buzzer and its escalation clock going; no level can both
