@@ -4,7 +4,9 @@
 # docs/readme/alarms.md; every rule there has a test in host_tests/portable/test_alarms*.py.
 #
 # Model: each level is a latch. It sets when its raise condition holds on a fresh reading and
-# resets only past threshold +/- dead-band, so jitter inside the band cannot raise it twice.
+# resets only past threshold +/- dead-band, so jitter inside the band cannot raise it twice. The
+# last latch of a side resets only once that has held rearm_min (or the value is 2 bands back in
+# range), so a short recovery followed by a dip stays one alarm.
 # Levels sit on two sides (low, high), least severe first. Each side has one buzzer state: the
 # level sounding, since when (escalation), and a quiet record left by a snooze or an ack.
 from firmware.core import ticks, predict, alarm_config
