@@ -40,7 +40,7 @@ SAFE_ON = 'open("%s", "w").close()' % SAFE_FILE
 # and boot.py samples the button for up to 1.5 s: wait this long before talking to the board again.
 RESET_WAIT_S = 3
 # Host-only modules that never go to a board (the simulator's radio and board).
-HOST_ONLY = ("firmware/hal/host.py", "firmware/hal/virtual_aioble.py")
+HOST_ONLY = ("firmware/hal/host.py", "firmware/hal/virtual_aioble.py", "firmware/hal/virtual_gatt.py")
 BUILD = os.path.join("build", "deploy")
 TAIL_S = 8          # long enough for boot.py, self-test and the first pattern line
 TAIL_LINES = 40

@@ -145,6 +145,8 @@ class HostBoard:
         self.flash_ok = True
         self.flash_bytes = 0
         self._flash_events = os.getenv("NIGHTSTAND_FLASH_EVENTS") == "1"
+        self._heap_trace = os.getenv("NIGHTSTAND_HEAP_TRACE") == "1"
+        self._heap_low = None
         self._install_open()
 
     def _install_open(self):
@@ -231,7 +233,23 @@ class HostBoard:
 
     def heap_free(self):
         gc.collect()
-        return gc.mem_free()
+        free = gc.mem_free()
+        if self._heap_trace and (self._heap_low is None or free < self._heap_low):
+            self._heap_low = free
+            self._heap_dump(free)
+        return free
+
+    def _heap_dump(self, free):
+        """Host-only (NIGHTSTAND_HEAP_TRACE=1, tools/heap_profile.py): on a new low of the free heap
+        after a collection, the block map and what the virtual radio holds, as plain lines the
+        simulator passes to its stderr."""
+        import micropython
+        scan = self.ble._scan
+        print("HEAPTRACE begin t=%d free=%d inbox=%d scan_results=%d" % (
+            self.clock.scenario_s(), free, len(self.ble.inbox.items),
+            -1 if scan is None else len(scan.results)))
+        micropython.mem_info(1)
+        print("HEAPTRACE end")
 
     def watchdog(self, timeout_ms):
         self.emit({"event": "watchdog", "timeout_ms": timeout_ms})  # host-only: it was started
