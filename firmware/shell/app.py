@@ -1,17 +1,16 @@
 # Wires the core to the board: one asyncio task per job, each restarted by the supervisor on a crash.
 # The alarm path is radio task -> sensor driver -> core -> player; nothing on it touches the network.
 import os
+import sys
 
 import asyncio
 
 from firmware.core import ticks
 from firmware.core.gateway import Gateway
-from firmware.shell import config_store, radio
+from firmware.shell import radio
 from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
 from firmware.shell.uplink import Uplink, open_queue
-from firmware.core import ha_discovery
-from firmware.shell.commands_task import CommandHandler
 
 try:
     from micropython import const
@@ -23,6 +22,25 @@ _TICK_MS = const(1000)         # core judgement period: link silence is judged t
 _HEALTH_MS = const(60000)      # health topic period
 _BOOT_SHOW_MS = const(1000)    # `booting` pattern before the self-test
 _SELFTEST_MS = const(3000)     # LED sweep + chirp at boot, so a family sees and hears both work
+
+
+def _forget(name):
+    """Drop a one-shot module so gc can take its code back (a later import loads it afresh)."""
+    sys.modules.pop(name, None)
+    pkg, _, attr = name.rpartition(".")
+    parent = sys.modules.get(pkg)
+    if parent is not None and attr in parent.__dict__:
+        delattr(parent, attr)
+
+
+def _discovery(cfg):
+    """Home Assistant's retained config messages, built once at boot; the module is not kept."""
+    if not cfg["mqtt"]["ha_discovery"]:
+        return []
+    from firmware.core import ha_discovery
+    msgs = ha_discovery.messages(cfg)
+    _forget("firmware.core.ha_discovery")
+    return msgs
 
 
 def _mkdir(path):
@@ -41,9 +59,14 @@ class App:
         self.gw = Gateway(cfg, now)
         self.player = Player(board, self.clock)
         queue, queue_err = open_queue(board.data_dir)
-        self.uplink = Uplink(cfg, board, self.clock, queue, discovery=ha_discovery.messages(cfg))
+        self.uplink = Uplink(cfg, board, self.clock, queue, discovery=_discovery(cfg))
         self.receiver = radio.make_receiver(cfg, board.data_dir)
-        self.commands = CommandHandler(cfg, board.data_dir, self.clock)
+        # With a secret, the command handler (HMAC, verifier, persisted counter) is ready at boot. Without
+        # one every command is refused ("disabled"): that code (~7 KiB of heap) loads on the first
+        # command that arrives, in the tick task, never on the alarm path.
+        self.commands = None
+        if cfg["commands"]["secret"]:
+            self.command_handler()
         self.t0 = now
         self.restarts = 0
         self.sup = Supervisor(self)  # restarts, watchdog, crash log, self-checks
@@ -55,6 +78,12 @@ class App:
 
     def now(self):
         return self.clock.ticks_ms()
+
+    def command_handler(self):
+        if self.commands is None:
+            from firmware.shell.commands_task import CommandHandler
+            self.commands = CommandHandler(self.cfg, self.board.data_dir, self.clock)
+        return self.commands
 
     def flush(self):
         """Carry out the core's effects, in order. Never blocks."""
@@ -78,7 +107,7 @@ class App:
                 self.gw.on_wifi(now, up)
             for item in self.uplink.news():
                 if item[0] == "cmd":
-                    audit = self.commands.handle(self.gw, now, item[1], item[2])
+                    audit = self.command_handler().handle(self.gw, now, item[1], item[2])
                     self.uplink.send("audit", audit, 1, False)
                 elif item[0] in ("flash_fail", "flash_ok"):
                     self.gw.set_fault(now, "flash", item[1])  # None clears it
@@ -142,9 +171,14 @@ class App:
 
 
 async def main(board):
+    from firmware.shell import config_store
     await board.start()
     _mkdir(board.data_dir)
     cfg, err = config_store.load(board.data_dir)
+    # The validator and its schema tables are only needed to load the config: give their heap back.
+    # (A later load, e.g. the ESP32 board reading its Wi-Fi networks, imports them again.)
+    for name in ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema"):
+        _forget(name)
     if err is not None:
         print("config:", err)
     app = App(board, cfg, err)
