@@ -76,7 +76,7 @@ def mpy_tree():
     return root
 
 
-def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=None, timeout=None):
+def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=None, timeout=None, env=None):
     """One soak run. Returns a dict of findings; result["holds"] says whether it held."""
     workdir = workdir or tempfile.mkdtemp(prefix="nightstand-soak-")
     fw_root = mpy_tree()
@@ -93,7 +93,7 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
     t0 = time.monotonic()
     try:
         run = faults.SimRun(workdir, rows, broker_port, "--config", cfg, "--heapsize", heap, "--noise", noise,
-                            "--tail-s", 120, "--fw-root", fw_root, speed=speed, name="soak")
+                            "--tail-s", 120, "--fw-root", fw_root, speed=speed, name="soak", env=env)
         rc, evs, err = run.wait(timeout or (days * DAY / speed * 3 + 120))
         faults.wait_until(lambda: set(faults.accepted(evs)) <= set(rec.seqs()), 10)
         health = [json.loads(p) for p in rec.payloads("health")]
@@ -142,7 +142,11 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
             [b for s, b in heapfree if d * DAY <= s < (d + 1) * DAY] for d in range(days))],
         "health_last_uptime_s": max((s for s, _ in heapfree), default=None),
         "uptime_wrapped": wrapped,
+        # messages waiting in RAM + outage queue (health's queue_depth): a slow uplink holds RAM
+        "queue_depth_max": max((h.get("queue_depth") or 0 for h in health), default=None),
     }
+    if env:
+        out["stderr"] = err  # tools/heap_profile.py reads the firmware's trace lines here
     out["runs"] = rc == 0 and not mem_err and len(acc) == sent and not lost
     out["holds"] = out["runs"] and growth is not None and growth <= GROWTH_LIMIT and days >= 2
     return out

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Where the heap goes (issue 8's soak target): run it, read the figures.
+
+    python tools/heap_profile.py [--heap 256wK] [--runtime] [--days 1] [--noise 200] [--json FILE]
+
+1. Import cost from the .mpy tree as deployed (tools/soak.py's tree, mpy-cross -O0), in the order the
+   host board boots (firmware.hal.host, then firmware.shell.app, as main.py does): a first process
+   records the dependency order, a second imports the modules leaves-first, one at a time, so each
+   figure is what that module alone keeps allocated after gc.collect() (its bytecode, constants,
+   function and class objects, module dict). The interned qstrs (names and strings) are counted apart:
+   MicroPython keeps them in pools that grow by doubling, so they land on whichever module tipped a pool.
+   "host stand-in" marks code that exists only on the host (virtual radio, host board).
+2. --runtime: one soak run (tools/soak.py) with NIGHTSTAND_HEAP_TRACE=1: the host board prints
+   micropython.mem_info(1) every time the heap free after gc.collect() reaches a new low. The block map
+   is summarised by block kind (T tuple, L list, D dict, S str/bytes, B bytecode function, M module,
+   h anything else); the first dump (just after boot) against the last (the lowest) is the working set
+   that comes and goes.
+All sizes are bytes of this 64-bit unix port (objects are twice their 32-bit size; bytecode and
+strings are not), measured in one process each. Heap sizes are -X heapsize (64wK = 128 KiB here).
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import soak  # noqa: E402
+
+HOST_ONLY = ("firmware.hal.host", "firmware.hal.virtual_aioble", "firmware.hal.virtual_gatt")
+# What a host gateway with a broadcast sensor loads by its first reading: the board, the app, the config
+# loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage
+# queue and umqtt (imported by the uplink thread).
+ENTRY = ("firmware.hal.host", "firmware.shell.app", "firmware.shell.config_store",
+         "firmware.sensor.open_broadcast", "firmware.sensor.counter_store", "firmware.shell.outage_queue",
+         "umqtt.simple")
+BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema")
+
+# First process: the order modules finish importing (leaves first), through a builtins.__import__ hook.
+_ORDER = """
+import sys, builtins
+sys.path.insert(0, '.')
+real = builtins.__import__
+done = []
+def imp(name, *a):
+    new = name not in sys.modules
+    m = real(name, *a)
+    if new and name in sys.modules and name not in done:
+        done.append(name)
+    return m
+builtins.__import__ = imp
+for n in %r:
+    __import__(n)
+print('ORDER', repr(done))
+"""
+
+# Second process: each module alone, leaves first; qstr pool bytes apart.
+_COST = """
+import gc, sys, micropython
+sys.path.insert(0, '.')
+gc.collect()
+start = gc.mem_alloc()
+for n in %r:
+    gc.collect()
+    b = gc.mem_alloc()
+    __import__(n)
+    gc.collect()
+    print('MOD', n, gc.mem_alloc() - b)
+    micropython.qstr_info()
+gc.collect()
+print('TOTAL', gc.mem_alloc() - start, gc.mem_free())
+micropython.qstr_info()
+"""
+
+
+def import_costs(heap="256wK", entry=ENTRY):
+    import bench_mpy
+    root = soak.mpy_tree()
+    mp = bench_mpy._venv_tool("micropython")
+    p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _ORDER % (list(entry),)], cwd=root,
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, MICROPYPATH=".frozen"))
+    order = None
+    for line in p.stdout.splitlines():
+        if line.startswith("ORDER "):
+            order = eval(line[6:], {})  # our own repr of a list of str
+    if order is None:
+        raise RuntimeError("import order probe failed: %s" % (p.stderr.strip() or p.stdout.strip()))
+    order = [n for n in order if n.startswith(("firmware", "umqtt")) or n in ("asyncio",)]
+    order = [n for n in order if n != "umqtt"]  # the package's empty __init__
+    p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _COST % (order,)], cwd=root,
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, MICROPYPATH=".frozen"))
+    per, total, free, qstr, qprev = [], None, None, None, 0
+    for line in p.stdout.splitlines():
+        if line.startswith("MOD "):
+            _, n, c = line.split()
+            per.append([n, int(c), 0])
+        elif line.startswith("qstr pool:") and per and total is None:
+            q = int(re.search(r"n_total_bytes=(\d+)", line).group(1))
+            per[-1][2], qprev = q - qprev, q
+        elif line.startswith("TOTAL "):
+            total, free = (int(x) for x in line.split()[1:])
+        elif line.startswith("qstr pool:"):
+            qstr = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
+    if total is None:
+        raise RuntimeError("import cost probe failed: %s" % (p.stderr.strip() or p.stdout.strip()))
+    return {"order": order, "per_module": per, "total": total, "free": free, "qstr": qstr, "heap": heap}
+
+
+def parse_dumps(text, block=32):
+    """[(header, Counter kind -> bytes, Counter kind -> count)] from the HEAPTRACE dumps in text."""
+    text = text.replace("firmware: ", "")
+    out = []
+    for d in text.split("HEAPTRACE begin")[1:]:
+        head, body = d.split("\n", 1)
+        s = ""
+        for line in body.split("HEAPTRACE end")[0].splitlines():
+            m = re.match(r"^([0-9a-f]{8}): (.*)$", line)
+            if m:
+                off = int(m.group(1), 16) // block
+                if len(s) < off:
+                    s += "." * (off - len(s))
+                s += m.group(2)
+        size, count = collections.Counter(), collections.Counter()
+        for obj in re.findall(r"[^.=]=*", s):
+            size[obj[0]] += len(obj) * block
+            count[obj[0]] += 1
+        out.append((head.strip(), size, count))
+    return out
+
+
+def runtime(heap="256wK", days=1, noise=200):
+    r = soak.soak(days=days, heap=heap, noise=noise, env={"NIGHTSTAND_HEAP_TRACE": "1"})
+    dumps = parse_dumps(r.pop("stderr"))
+    return r, dumps
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--heap", default="256wK")
+    ap.add_argument("--runtime", action="store_true", help="also a soak run with heap dumps")
+    ap.add_argument("--days", type=int, default=1)
+    ap.add_argument("--noise", type=int, default=200)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    c = import_costs(a.heap)
+    print("import cost from .mpy, leaves first (bytes kept after gc.collect(), 64-bit unix port; qstr B is\n"
+          "the part that went to the interned-name pools, which grow by doubling: a jump lands on one module):")
+    print("  %-36s %7s %7s" % ("module", "heap B", "qstr B"))
+    for n, b, qb in sorted(c["per_module"], key=lambda x: -x[1]):
+        print("  %-36s %7d %7d%s" % (n, b, qb, "  host stand-in" if n in HOST_ONLY else
+                                     "  boot only (dropped after the config loads)" if n in BOOT_ONLY else ""))
+    host = sum(b for n, b, _ in c["per_module"] if n in HOST_ONLY)
+    boot = sum(b for n, b, _ in c["per_module"] if n in BOOT_ONLY)
+    q = c["qstr"] or {}
+    print("  total %d B (host stand-in %d B, boot only %d B); qstr pools %s B for %s names (%s B of text); "
+          "free after import %d B at %s" % (c["total"], host, boot, q.get("n_total_bytes"), q.get("n_qstr"),
+                                            q.get("n_str_data_bytes"), c["free"], a.heap))
+    result = {"imports": c}
+    if a.runtime:
+        r, dumps = runtime(a.heap, a.days, a.noise)
+        print("runtime, %d day(s), --noise %d, %s: heap_free per day (best, worst, samples) %s; "
+              "queue depth max %s; MemoryError %s" % (a.days, a.noise, a.heap, r["per_day"],
+                                                      r["queue_depth_max"], r["memory_error"]))
+        if dumps:
+            for label, (head, size, count) in (("first low", dumps[0]), ("lowest", dumps[-1])):
+                print("  %-9s %s: used %d B: %s" % (label, head, sum(size.values()), " ".join(
+                    "%s %d/%d" % (k, size[k], count[k]) for k in sorted(size, key=lambda k: -size[k]))))
+            grew = dumps[-1][1] - dumps[0][1]
+            print("  grew between them: %s" % " ".join("%s +%d" % (k, v) for k, v in grew.most_common()))
+        result["runtime"] = r
+        result["dumps"] = [(h, dict(s), dict(n)) for h, s, n in dumps]
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
