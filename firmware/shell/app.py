@@ -170,15 +170,21 @@ class App:
         self.uplink.running = False
 
 
-async def main(board):
+def _load_config(data_dir):
+    """(cfg, error) from config_store. The validator and its schema tables are only needed to load the
+    config, so they are dropped again (a later load, e.g. the ESP32 board reading its Wi-Fi networks,
+    imports them afresh). A function of its own, so no frame that lives on keeps the module."""
     from firmware.shell import config_store
-    await board.start()
-    _mkdir(board.data_dir)
-    cfg, err = config_store.load(board.data_dir)
-    # The validator and its schema tables are only needed to load the config: give their heap back.
-    # (A later load, e.g. the ESP32 board reading its Wi-Fi networks, imports them again.)
+    out = config_store.load(data_dir)
     for name in ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema"):
         _forget(name)
+    return out
+
+
+async def main(board):
+    await board.start()
+    _mkdir(board.data_dir)
+    cfg, err = _load_config(board.data_dir)
     if err is not None:
         print("config:", err)
     app = App(board, cfg, err)
