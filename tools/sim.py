@@ -405,8 +405,11 @@ class Sim:
             if self.fw.returncode is not None:
                 raise SimError("firmware exited at start")
             self.t0 = time.monotonic()
+            # real0_ns: the instant of scenario time 0 on the shared system clock, so the firmware's
+            # `t` and the trace's minutes agree however late this message reaches it (a loaded machine
+            # delays it by milliseconds, which is seconds of simulated time at a high --speed).
             self.to_fw({"start": {"speed": self.speed, "wall_ms": int(time.time() * 1000),
-                                  "ticks0": args.ticks_start}})
+                                  "ticks0": args.ticks_start, "real0_ns": time.time_ns()}})
             tasks.append(asyncio.create_task(self.redraw()))
             if self.peer is not None:
                 self.peer.start()  # advertising, connectable

@@ -186,7 +186,7 @@ class HostBoard:
             msg = json.loads(await self._reader.readline())
             if "start" in msg:
                 s = msg["start"]
-                self.clock.start(s.get("speed", 1), None, s.get("ticks0", 0))
+                self.clock.start(s.get("speed", 1), None, s.get("ticks0", 0), s.get("real0_ns"))
                 if s.get("wall_ms"):
                     self.clock.set_wall_ms(s["wall_ms"])
                 break

@@ -55,14 +55,14 @@ class ScaledClock(Clock):
         self._real0 = time.time_ns()
         self._wall0 = None
 
-    def start(self, speed=None, wall0_ms=None, ticks0=None):
-        """Scenario time 0 is now."""
+    def start(self, speed=None, wall0_ms=None, ticks0=None, real0_ns=None):
+        """Scenario time 0 is now, or at real0_ns on the system clock (the simulator's instant)."""
         if speed:
             self.speed = speed
         if ticks0 is not None:
             self.ticks0 = ticks0 & _MASK
         self._wall0 = wall0_ms
-        self._real0 = time.time_ns()
+        self._real0 = real0_ns or time.time_ns()
 
     def sim_ms(self):
         return int((time.time_ns() - self._real0) * self.speed) // 1000000
