@@ -1,7 +1,6 @@
 # Wires the core to the board: one asyncio task per job, each restarted by the supervisor on a crash.
 # The alarm path is radio task -> sensor driver -> core -> player; nothing on it touches the network.
 import os
-import sys
 
 import asyncio
 
@@ -10,7 +9,7 @@ from firmware.core.gateway import Gateway
 from firmware.shell import radio
 from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
-from firmware.shell.uplink import Uplink, open_queue
+from firmware.shell.uplink import Uplink, forget as _forget, open_queue
 
 try:
     from micropython import const
@@ -22,15 +21,6 @@ _TICK_MS = const(1000)         # core judgement period: link silence is judged t
 _HEALTH_MS = const(60000)      # health topic period
 _BOOT_SHOW_MS = const(1000)    # `booting` pattern before the self-test
 _SELFTEST_MS = const(3000)     # LED sweep + chirp at boot, so a family sees and hears both work
-
-
-def _forget(name):
-    """Drop a one-shot module so gc can take its code back (a later import loads it afresh)."""
-    sys.modules.pop(name, None)
-    pkg, _, attr = name.rpartition(".")
-    parent = sys.modules.get(pkg)
-    if parent is not None and attr in parent.__dict__:
-        delattr(parent, attr)
 
 
 def _discovery(cfg):

@@ -2,10 +2,11 @@
 # in which order, what goes to flash and when. Runs under pytest and MicroPython.
 import json
 import os
+import sys
 
 from firmware.core import config, ha_discovery
 from firmware.shell.outage_queue import OutageQueue
-from firmware.shell.uplink import Uplink, open_queue
+from firmware.shell.uplink import LazyQueue, Uplink, forget, open_queue
 
 _DIR = "build/test_uplink"
 
@@ -273,8 +274,9 @@ def test_open_queue_falls_back_to_ram_and_says_why():
     assert why and "RAM" in why
     q.append(b"x")       # a RAM queue still works
     assert len(q) == 1
+    _fresh("outage.q")
     q2, why2 = open_queue(_DIR)
-    assert why2 is None and isinstance(q2, OutageQueue)
+    assert why2 is None and isinstance(q2, LazyQueue)  # the flash ring, loaded on the first spill
 
 
 def test_a_failing_flash_write_keeps_the_reading_in_ram_and_says_so():
@@ -345,3 +347,85 @@ def test_a_reading_made_during_a_long_reconnect_wait_is_on_flash_within_a_second
     sent_at = seen[i][1]
     on_flash = [t for t, n in seen[i + 1:] if n == 1]
     assert on_flash and on_flash[0] - sent_at <= 1000, seen
+
+
+_QMOD = "firmware.shell.outage_queue"
+
+
+def test_a_healthy_night_never_loads_the_outage_queue_and_an_outage_then_replays_in_order():
+    # The ring's code is ~12 KiB of heap: a night with the cloud up must not spend it. The first
+    # reading that has to wait loads it, and the outage replays as before.
+    path = _fresh("outage.q")
+    forget(_QMOD)
+    q, why = open_queue(_DIR)
+    assert why is None
+    up, b, _ = _make(q)
+    for s in range(1, 289):                     # 24 h of readings, the cloud up throughout
+        up.send("reading", _reading(s), 1, False)
+        _run(up, 3)
+        up.depth(), up.lost()                   # what the health task reads
+    assert _QMOD not in sys.modules, "a healthy night loaded the outage queue"
+    assert not _exists(path) and len(_readings(b)) == 288
+    b.up = False
+    for s in range(289, 299):
+        up.send("reading", _reading(s), 1, False)
+        _run(up, 2)
+    assert _QMOD in sys.modules and _exists(path)
+    assert len(up.queue) == 10 and up.depth() == 10 and up.lost() == 0
+    b.up = True
+    _run(up, 60)
+    got = _readings(b)
+    assert [r["seq"] for r in got] == list(range(1, 299))
+    assert [r["replayed"] for r in got[288:]] == [True] * 10
+    assert up.depth() == 0
+
+
+def test_an_outage_queue_that_cannot_load_keeps_readings_in_ram_in_order_and_says_so():
+    # A tight heap: importing the ring fails. Nothing is lost, the `flash` fault shows, and it clears
+    # once a later spill loads the ring.
+    path = _fresh("noload.q")
+    tight = [True]
+
+    def make(p, capacity):
+        if tight[0]:
+            raise MemoryError("memory allocation failed, allocating 4096 bytes")
+        return OutageQueue(p, capacity)
+    up, b, _ = _make(LazyQueue(path, 16384, make=make))
+    b.up = False
+    up.send("reading", _reading(1), 1, False)
+    _run(up, 1)
+    up.send("reading", _reading(2), 1, False)
+    _run(up, 1)
+    assert up.lost() == 0 and up.depth() == 2 and len(up.queue) == 0  # late, not lost, still in RAM
+    assert [r[1]["seq"] for r in up.pending] == [1, 2]
+    news = up.news()
+    assert [n for n in news if n[0] == "flash_fail"], news
+    tight[0] = False                            # heap freed: the next spill loads the ring
+    up.send("reading", _reading(3), 1, False)
+    _run(up, 1)
+    assert len(up.queue) == 3 and ("flash_ok", None) in up.news()
+    b.up = True
+    _run(up, 20)
+    assert [(r["seq"], r["replayed"]) for r in _readings(b)] == [(1, True), (2, True), (3, True)]
+
+
+def test_a_reboot_mid_outage_loads_the_queue_at_boot_and_replays_it_first():
+    _fresh("outage.q")
+    up, b, _ = _make(open_queue(_DIR)[0])
+    b.up = False
+    for s in range(1, 4):
+        up.send("reading", _reading(s), 1, False)
+        _run(up, 2)
+    up.queue.close()                            # power off mid-outage
+    forget(_QMOD)
+    q, why = open_queue(_DIR)
+    assert why is None and len(q) == 3 and _QMOD in sys.modules
+    up2, b2, _ = _make(q)
+    assert up2.depth() == 3
+    _run(up2, 20)
+    assert [(r["seq"], r["replayed"]) for r in _readings(b2)] == [(1, True), (2, True), (3, True)]
+    # Everything sent: the next boot finds an empty ring and does not keep its code.
+    up2.queue.close()
+    forget(_QMOD)
+    q3, _ = open_queue(_DIR)
+    assert isinstance(q3, LazyQueue) and len(q3) == 0 and _QMOD not in sys.modules
