@@ -191,8 +191,9 @@ def test_tls_with_a_wrong_ca_refuses_to_connect_and_shows_cloud_silent(tmp_path,
         sim.stop()
         f.stop()
     assert rc == 0, sim.stderr()
-    # judged within cloud_after_s (60 s) of boot plus a tick
-    assert silent["t"] <= 62, silent
+    # judged within cloud_after_s (60 s) of boot plus a tick; 10 s at 300x is 33 ms of real time
+    # that a loaded CI machine may take to run that tick
+    assert silent["t"] <= 70, silent
     assert f.payloads("availability") == [] and f.payloads("reading") == []
 
 
