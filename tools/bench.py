@@ -35,6 +35,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
 
 from simlib import faults  # noqa: E402
+from bench_latency import pct as _pct  # noqa: E402
 
 PY = sys.executable
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
@@ -80,16 +81,6 @@ class Table:
 def log(msg):
     sys.stderr.write("bench: %s\n" % msg)
     sys.stderr.flush()
-
-
-def _pct(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return None
-    k = (len(xs) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 # ---- parts -------------------------------------------------------------------------------------------

@@ -132,7 +132,8 @@ def _fw_main(ctl, port, n, speed):
 # ---------------------------------------------------------------------------------------------------
 # Host side (CPython): broker, proxy, phases, statistics
 # ---------------------------------------------------------------------------------------------------
-def _pct(xs, p):
+def pct(xs, p):
+    """The p-th percentile of xs, linearly interpolated (None for no samples)."""
     xs = sorted(xs)
     if not xs:
         return None
@@ -222,7 +223,7 @@ def _host_main(argv):
     for phase in PHASES:
         lat = [u / 1000.0 for u in res[phase]["latency_us"]]
         out["phases"][phase] = {"n": len(lat), "missed": res[phase]["missed"],
-                                "p50": _pct(lat, 50), "p99": _pct(lat, 99), "max": max(lat) if lat else None,
+                                "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat) if lat else None,
                                 "uplink_connected_at_end": res[phase]["connected"],
                                 "readings_queued_to_flash": res[phase]["queued"], "samples": lat}
     base = out["phases"]["healthy"]["p50"]

@@ -3,22 +3,13 @@ import os
 
 from firmware.shell import outage_queue
 from firmware.shell.outage_queue import OutageQueue
+from host_tests.portable.scratch import fresh
 
 _DIR = "build/test_outage_queue"
 
 
 def _fresh(name):
-    for d in ("build", _DIR):
-        try:
-            os.mkdir(d)
-        except OSError:
-            pass
-    path = _DIR + "/" + name
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-    return path
+    return fresh(_DIR, name)
 
 
 def _size(path):

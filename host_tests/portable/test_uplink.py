@@ -1,36 +1,18 @@
 # Uplink worker against a fake MQTT client, driven one worker pass at a time: what reaches the broker,
 # in which order, what goes to flash and when. Runs under pytest and MicroPython.
 import json
-import os
 import sys
 
 from firmware.core import config, ha_discovery
 from firmware.shell.outage_queue import OutageQueue
 from firmware.shell.uplink import LazyQueue, Uplink, forget, open_queue
+from host_tests.portable.scratch import exists, fresh
 
 _DIR = "build/test_uplink"
 
 
 def _fresh(name):
-    for d in ("build", _DIR):
-        try:
-            os.mkdir(d)
-        except OSError:
-            pass
-    path = _DIR + "/" + name
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-    return path
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
+    return fresh(_DIR, name)
 
 
 class Clock:
@@ -148,12 +130,12 @@ def test_outage_readings_go_to_flash_then_first_in_order_with_replayed_then_live
     _run(up, 3)
     up.send("reading", _reading(1), 1, False)
     _run(up, 5)
-    assert not _exists(path), "a reading with the cloud up must not touch flash"
+    assert not exists(path), "a reading with the cloud up must not touch flash"
     b.up = False
     for s in range(2, 12):
         up.send("reading", _reading(s), 1, False)
         _run(up, 2)
-    assert len(up.queue) == 10 and up.depth() == 10 and _exists(path)
+    assert len(up.queue) == 10 and up.depth() == 10 and exists(path)
     b.up = True
     _run(up, 1)                                 # reconnected, replay under way
     assert up.connected and len(up.queue) == 9
@@ -188,7 +170,7 @@ def test_no_flash_write_for_a_long_healthy_night():
         up.send("state", {"pattern": "ok"}, 1, True)
         _run(up, 3)
     assert len(_readings(b)) == 288
-    assert up.queued == 0 and not _exists(path)
+    assert up.queued == 0 and not exists(path)
 
 
 def test_a_stuck_worker_never_lets_ram_grow_and_counts_what_it_lost():
@@ -365,12 +347,12 @@ def test_a_healthy_night_never_loads_the_outage_queue_and_an_outage_then_replays
         _run(up, 3)
         up.depth(), up.lost()                   # what the health task reads
     assert _QMOD not in sys.modules, "a healthy night loaded the outage queue"
-    assert not _exists(path) and len(_readings(b)) == 288
+    assert not exists(path) and len(_readings(b)) == 288
     b.up = False
     for s in range(289, 299):
         up.send("reading", _reading(s), 1, False)
         _run(up, 2)
-    assert _QMOD in sys.modules and _exists(path)
+    assert _QMOD in sys.modules and exists(path)
     assert len(up.queue) == 10 and up.depth() == 10 and up.lost() == 0
     b.up = True
     _run(up, 60)
