@@ -282,6 +282,23 @@ def test_low_heap_and_unsynchronised_clock_are_faults_not_crashes(tmp_path):
     assert app.gw.faults == {} and app.gw.pattern == "ok"
 
 
+def test_replay_counter_file_trouble_is_a_fault_until_a_write_works(tmp_path):
+    from firmware.sensor.counter_store import FileCounterStore
+    app = App(tmp_path)
+    (tmp_path / "counters.json").write_text("{not json")
+
+    class Receiver:
+        counters = FileCounterStore(str(tmp_path / "counters.json"))
+
+    app.receiver = Receiver()
+    _run(app, [app.sup.monitor()], 10000)
+    active = [e for e in app.faults() if e["name"] == "counters" and e["active"]]
+    assert active and "unreadable" in active[0]["why"] and app.gw.pattern == "fault"
+    app.receiver.counters.put(7, 1)           # the first accepted frame rewrites the file
+    _run(app, [app.sup.monitor()], 20000)
+    assert app.gw.faults == {} and app.gw.pattern == "ok"
+
+
 def test_injected_crash_raises_once_inside_the_task(tmp_path):
     app = App(tmp_path)
     app.board.inject.add("crash_tick")

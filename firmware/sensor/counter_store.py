@@ -12,7 +12,8 @@
 #
 # Writes are atomic: the new content goes to <path>.tmp, then os.rename replaces the old file, so a
 # power cut leaves either the old or the new file, never a torn one. A failure is never silent:
-# `error` holds the last problem (load or write) for the shell to report; the radio path goes on.
+# `error` holds the problem (an unreadable file at boot, a failed write) until a write works again; the
+# supervisor shows it as the `counters` fault. The radio path goes on either way.
 import json
 import os
 
@@ -112,3 +113,4 @@ class FileCounterStore:
             return
         self._saved = dict(c)
         self.writes += 1
+        self.error = None   # the file on flash is good again

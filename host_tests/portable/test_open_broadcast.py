@@ -195,3 +195,19 @@ def test_corrupt_counter_file_is_reported_not_fatal():
     store = FileCounterStore(path)
     assert store.get(_SID) is None
     assert store.error is not None
+    store.put(_SID, 1)                       # the first frame after boot rewrites the file
+    assert store.error is None and FileCounterStore(path).get(_SID) == 1
+
+
+def test_counter_write_failure_is_kept_until_a_write_works():
+    path = _tmp_path("counters_unwritable.json")
+    store = FileCounterStore(path)
+    good_dir = store.path
+    store.path = _tmp_path("no_such_dir") + "/sub/counters.json"  # the flash refuses the write
+    store.put(_SID, 5)
+    assert store.error is not None and "write failed" in store.error
+    store.put(_SID, 6)                       # not yet due for a write: the problem still shows
+    assert store.error is not None
+    store.path = good_dir
+    store.flush()                            # a write works again: the fault can clear
+    assert store.error is None and FileCounterStore(good_dir).get(_SID) == 6
