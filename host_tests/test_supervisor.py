@@ -212,6 +212,27 @@ def test_watchdog_fed_only_while_every_critical_task_checks_in(tmp_path):
     assert any(w.startswith("watchdog: tick") for _, w, _ in CrashLog(app.board.data_dir).entries())
 
 
+def test_a_fast_simulation_does_not_call_a_host_pause_a_hang(tmp_path):
+    # At speed 3000 a 20 ms pause of the host is a minute of scenario time; a hang must also last 0.5 s
+    # of real time (25 scenario minutes here). A tick task silent for good is still caught.
+    clock = VClock()
+    clock.speed = 3000
+    app = App(tmp_path, clock)
+    quiet_from, quiet_to = 10000, 70000       # one scenario minute without a check-in
+
+    async def tick():
+        while True:
+            if not quiet_from <= app.clock.t < quiet_to and app.clock.t < 40 * 60000:
+                app.sup.checkin("tick")
+            await app.clock.sleep_ms(1000)
+
+    _run(app, [app.sup.supervise("tick", tick), app.sup.monitor()], 30 * 60000)
+    assert not [e for e in app.faults() if e["name"] == "stalled"]
+    _run(app, [app.sup.supervise("tick", tick), app.sup.monitor()], 80 * 60000)   # silent from 40 min
+    stalled = [e for e in app.faults() if e["name"] == "stalled" and e["active"]]
+    assert stalled and "silent for 1500 s" in stalled[0]["why"]
+
+
 def test_crash_log_is_published_once_when_the_cloud_is_back_even_after_a_reset(tmp_path):
     app = App(tmp_path)
     try:

@@ -60,19 +60,31 @@ class CrashLog:
         """[(n, what, text)] of every entry still in the files, oldest first."""
         out = []
         for p in self._paths():
+            try:
+                f = open(p)
+            except OSError:
+                continue
             cur = None
-            for line in _read(p).split("\n"):
-                if line.startswith("## "):
-                    head = line[3:].split(" ", 1)
-                    try:
-                        cur = [int(head[0]), head[1] if len(head) > 1 else "", []]
-                    except ValueError:
-                        cur = None
-                        continue
-                    out.append(cur)
-                elif cur is not None and line:
-                    cur[2].append(line)
+            with f:
+                # A line at a time: reading a 4 KB file whole needs 4 KB in one piece, which a long-run
+                # heap may not have (the small-heap soak hit exactly that), and a list of its lines.
+                for line in f:
+                    cur = self._line(out, cur, line.rstrip("\n"))
         return [(e[0], e[1], "\n".join(e[2])) for e in out]
+
+    @staticmethod
+    def _line(out, cur, line):
+        """Adds one log line to out; returns the entry it belongs to (None: before the first head)."""
+        if line.startswith("## "):
+            head = line[3:].split(" ", 1)
+            try:
+                cur = [int(head[0]), head[1] if len(head) > 1 else "", []]
+            except ValueError:
+                return None
+            out.append(cur)
+        elif cur is not None and line:
+            cur[2].append(line)
+        return cur
 
     def write(self, what, text):
         """Append one entry; returns its number, or None when the flash refused it."""

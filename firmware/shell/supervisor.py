@@ -29,6 +29,11 @@ _FEED_MS = const(1000)
 # A critical task's longest honest wait between check-ins is one 10 s BLE scan window with no advert
 # heard (tick: 1 s, player: 2.8 s, its longest LED phase); three windows without one is a hang.
 STALE_MS = const(30000)
+# A hang is judged in the board's time. On the host at speed s the scenario runs s times faster than the
+# machine, so a 10 ms pause of the host (its GC, another process) is 30 s at speed 3000: the small-heap
+# soak logged hundreds of such "hangs". A silence must also last this much real time before it counts.
+# On a board (speed 1) STALE_MS is the larger bound and this changes nothing.
+_STALE_REAL_MS = const(500)
 _RESTART_MIN_MS = const(1000)
 _RESTART_MAX_MS = const(30000)  # cap: a crash-looping task still gets a try twice a minute
 # A restarted task that runs this long without crashing has recovered: `fault` clears, backoff resets.
@@ -116,6 +121,7 @@ class Supervisor:
         self.heap = HeapWatch()
         self.clock_watch = ClockWatch()
         self._heap_at = None
+        self.stale_ms = max(STALE_MS, int(_STALE_REAL_MS * getattr(self.clock, "speed", 1)))
         # Host test hook (firmware/hal/host.py): names like "crash_radio" the simulator asked for.
         self.inject = getattr(self.board, "inject", None)
         player = getattr(app, "player", None)
@@ -202,10 +208,10 @@ class Supervisor:
     def judge_stalls(self, now):
         stalled = []
         for name in CRITICAL:
-            if name in self.running and name in self.seen and ticks.diff(now, self.seen[name]) >= STALE_MS:
+            if name in self.running and name in self.seen and ticks.diff(now, self.seen[name]) >= self.stale_ms:
                 stalled.append(name)
         if stalled and not self.stalled:
-            why = "%s silent for %d s: watchdog not fed" % (",".join(stalled), STALE_MS // 1000)
+            why = "%s silent for %d s: watchdog not fed" % (",".join(stalled), self.stale_ms // 1000)
             if self.log.write("watchdog: " + why, why) is not None:
                 self.log_pending = True
             self.app.gw.set_fault(now, "stalled", why)
