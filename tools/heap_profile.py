@@ -10,7 +10,13 @@
    function and class objects, module dict). The interned qstrs (names and strings) are counted apart:
    MicroPython keeps them in pools that grow by doubling, so they land on whichever module tipped a pool.
    "host stand-in" marks code that exists only on the host (virtual radio, host board).
-2. --runtime: one soak run (tools/soak.py) with NIGHTSTAND_HEAP_TRACE=1: the host board prints
+2. --romfs: the same imports from a ROMFS image (`mpremote romfs build`, as a board with ROMFS in its
+   firmware would mount at /rom), against the same imports from files. MicroPython runs .mpy bytecode and
+   strings from a ROMFS in place, so only the rest (function and class objects, raw-code records, module
+   dicts, qstr records) lands in the heap. The unix port cannot map a file outside its heap (no
+   vfs.rom_ioctl, no ffi), so the image is read into a bytes object here and reported apart: on a board
+   it sits in flash.
+3. --runtime: one soak run (tools/soak.py) with NIGHTSTAND_HEAP_TRACE=1: the host board prints
    micropython.mem_info(1) every time the heap free after gc.collect() reaches a new low. The block map
    is summarised by block kind (T tuple, L list, D dict, S str/bytes, B bytecode function, M module,
    h anything else); the first dump (just after boot) against the last (the lowest) is the working set
@@ -38,7 +44,8 @@ HOST_ONLY = ("firmware.hal.host", "firmware.hal.virtual_aioble", "firmware.hal.v
 ENTRY = ("firmware.hal.host", "firmware.shell.app", "firmware.shell.config_store",
          "firmware.sensor.open_broadcast", "firmware.sensor.counter_store", "firmware.shell.outage_queue",
          "umqtt.simple")
-BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema")
+BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
+             "firmware.core.alarm_schema")
 # Loaded by the uplink thread on the first spill to flash (or at boot when the file holds records): a
 # night with the cloud up never has it. Still imported here, so its cost is shown.
 OUTAGE_ONLY = ("firmware.shell.outage_queue",)
@@ -115,6 +122,60 @@ def import_costs(heap="256wK", entry=ENTRY):
     return {"order": order, "per_module": per, "total": total, "free": free, "qstr": qstr, "heap": heap}
 
 
+# Same imports, from a ROMFS image read into the heap (reported apart) or from the .mpy files.
+_ROM = """
+import gc, sys, vfs
+gc.collect()
+a0 = gc.mem_alloc()
+img = %r
+if img:
+    with open(img, 'rb') as f:
+        img = f.read()
+    vfs.mount(vfs.VfsRom(img), '/rom')
+    sys.path.insert(0, '/rom')
+else:
+    sys.path.insert(0, '.')
+gc.collect()
+a1 = gc.mem_alloc()
+for n in %r:
+    __import__(n)
+gc.collect()
+print('ROMFS', a1 - a0, gc.mem_alloc() - a1, sys.modules[%r].__file__)
+"""
+
+
+def romfs_costs(heap="256wK", entry=ENTRY):
+    """{"files": B, "romfs": B, "image": B}: what importing `entry` keeps in the heap from files and from
+    a ROMFS image of the same .mpy tree (image bytes apart)."""
+    import shutil
+    import tempfile
+    import bench_mpy
+    root = soak.mpy_tree()
+    mp = bench_mpy._venv_tool("micropython")
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="nightstand-romfs-") as tmp:
+        image = os.path.join(tmp, "firmware.romfs")
+        subprocess.run([bench_mpy._venv_tool("mpremote"), "romfs", "--no-mpy", "--output", image, "build", root],
+                       check=True, capture_output=True, timeout=120)
+        empty = os.path.join(tmp, "cwd")  # nothing importable here: every module must come from /rom
+        os.mkdir(empty)
+        for kind, img, cwd in (("files", "", root), ("romfs", image, empty)):
+            p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _ROM % (img, list(entry), entry[-1])],
+                               cwd=cwd, capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, MICROPYPATH=".frozen"))
+            line = [x for x in p.stdout.splitlines() if x.startswith("ROMFS ")]
+            if not line:
+                raise RuntimeError("romfs probe (%s) failed: %s" % (kind, p.stderr.strip() or p.stdout.strip()))
+            _, image_b, kept, where = line[0].split()
+            if kind == "romfs" and not where.startswith("/rom/"):
+                raise RuntimeError("romfs probe imported %s from %s, not the image" % (entry[-1], where))
+            out[kind] = int(kept)
+            if kind == "romfs":
+                out["image"] = int(image_b)
+        shutil.rmtree(empty)
+    return out
+
+
 def parse_dumps(text, block=32):
     """[(header, Counter kind -> bytes, Counter kind -> count)] from the HEAPTRACE dumps in text."""
     text = text.replace("firmware: ", "")
@@ -147,6 +208,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--heap", default="256wK")
     ap.add_argument("--runtime", action="store_true", help="also a soak run with heap dumps")
+    ap.add_argument("--romfs", action="store_true", help="also the same imports from a ROMFS image")
     ap.add_argument("--days", type=int, default=1)
     ap.add_argument("--noise", type=int, default=200)
     ap.add_argument("--json")
@@ -168,6 +230,13 @@ def main(argv=None):
                                                             q.get("n_qstr"), q.get("n_str_data_bytes"), c["free"],
                                                             a.heap))
     result = {"imports": c}
+    if a.romfs:
+        r = romfs_costs(a.heap)
+        print("the same imports from a ROMFS image (bytecode and strings used in place): %d B kept in the heap "
+              "against %d B from files (%.0f %%); the image itself, %d B, is in flash on a board (read into "
+              "this port's heap for the probe and not counted)" % (r["romfs"], r["files"],
+                                                                   100.0 * r["romfs"] / r["files"], r["image"]))
+        result["romfs"] = r
     if a.runtime:
         r, dumps = runtime(a.heap, a.days, a.noise)
         print("runtime, %d day(s), --noise %d, %s: heap_free per day (best, worst, samples) %s; "

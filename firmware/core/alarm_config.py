@@ -1,6 +1,7 @@
-# Alarm and night-mode settings (pure): schema additions, defaults, and mmol/L -> mg/dL conversion.
-# config.SCHEMA merges ALARM_SCHEMA_EXTRA; the engine reads through effective() so it also works
-# with a partial or older config dict.
+# Alarm and night-mode settings (pure): defaults and mmol/L -> mg/dL conversion, what the engine needs
+# while it runs. It reads through effective(), so a partial or older config dict also works.
+# Validation (checkers, cross-key rules) lives in alarm_schema.py, loaded only while the config loads
+# (about 5 KiB of heap a board does not keep).
 # mg/dL per mmol/L for glucose: its molar mass is 180.16 g/mol, so 1 mmol/L = 18.016 mg/dL.
 MGDL_PER_MMOL = 18.016
 
@@ -20,33 +21,6 @@ _RANGES = {
 }
 
 
-# The same error as config.ConfigError (key + why): the caller reports the dotted key.
-from firmware.core.checks import ConfigError as AlarmConfigError, bool_ as _bool, int_range as _int  # noqa: E402
-
-
-def _glucose(name):
-    # Accepts the mg/dL range or its mmol/L equivalent; check() decides which one applies.
-    lo, hi = _RANGES[name]
-
-    def check(v):
-        if type(v) not in (int, float):
-            return "must be a number"
-        if lo <= v <= hi or lo / MGDL_PER_MMOL <= v <= hi / MGDL_PER_MMOL:
-            return None
-        return "must be between %s and %s mg/dL (or the same in mmol/L)" % (lo, hi)
-    return check
-
-
-def _units(v):
-    if v not in ("mgdl", "mmol"):
-        return "must be one of mgdl, mmol"
-
-
-def _hhmm(v):
-    if parse_hhmm(v) is None:
-        return "must be a time \"HH:MM\" (24 h)"
-
-
 def parse_hhmm(v):
     """Minutes since midnight from "HH:MM", or None when it is not a valid time."""
     if type(v) is not str or len(v) != 5 or v[2] != ":":
@@ -60,54 +34,47 @@ def parse_hhmm(v):
     return h * 60 + m
 
 
-# Leaves in config.SCHEMA's (default, checker) format. Thresholds replace the mg/dL-only checkers.
-ALARM_SCHEMA_EXTRA = {
+# Defaults of every alarms.* and night.* key (alarm_schema.py pairs each with its checker).
+DEFAULTS = {
     "alarms": {
-        "units": ("mgdl", _units),
-        "urgent_low": (55, _glucose("urgent_low")),
-        "low": (70, _glucose("low")),
-        "high": (250, _glucose("high")),
-        "urgent_high": (300, _glucose("urgent_high")),
-        "dead_band": (10, _glucose("dead_band")),
+        "units": "mgdl",
+        "urgent_low": 55,
+        "low": 70,
+        "high": 250,
+        "urgent_high": 300,
+        "dead_band": 10,
         # Persistence: raise when `need` of the last `of` readings are past the threshold.
-        "low_need": (1, _int(1, 6)),
-        "low_of": (1, _int(1, 6)),
-        "high_need": (2, _int(1, 6)),      # 2 of 3: one noisy reading never raises a high
-        "high_of": (3, _int(1, 6)),
+        "low_need": 1,
+        "low_of": 1,
+        "high_need": 2,      # 2 of 3: one noisy reading never raises a high
+        "high_of": 3,
         # urgent_low_soon: predicted to reach urgent_low within this many minutes (0 = off).
-        "soon_min": (20, _int(0, 60)),
-        "falling_fast": (False, _bool),
-        "rising_fast": (False, _bool),
-        "fast_rate": (3, _glucose("fast_rate")),     # mg/dL per minute (or mmol/L per minute)
-        "fast_readings": (3, _int(3, 6)),
-        "snooze_low_min": (15, _int(5, 120)),
-        "snooze_high_min": (60, _int(5, 240)),
-        "urgent_recheck_min": (30, _int(5, 60)),     # re-raise urgent low this long after an ack
-        "escalate_s": (300, _int(60, 1800)),
+        "soon_min": 20,
+        "falling_fast": False,
+        "rising_fast": False,
+        "fast_rate": 3,      # mg/dL per minute (or mmol/L per minute)
+        "fast_readings": 3,
+        "snooze_low_min": 15,
+        "snooze_high_min": 60,
+        "urgent_recheck_min": 30,     # re-raise urgent low this long after an ack
+        "escalate_s": 300,
         # The last alarm of a side ends only after the recovery held this long (0 = at the first
         # reading past the dead-band). 15: on simulated patients, 10 still let 2 of 22 hypo episodes
         # raise twice, 15 one (a sensor reading 90 for 25 min while true BG stayed 60); see README.
-        "rearm_min": (15, _int(0, 60)),
+        "rearm_min": 15,
     },
     "night": {
-        "enabled": (False, _bool),
-        "start": ("21:00", _hhmm),
-        "end": ("07:00", _hhmm),
-        "led_percent": (10, _int(1, 100)),
+        "enabled": False,
+        "start": "21:00",
+        "end": "07:00",
+        "led_percent": 10,
     },
 }
 
 
-def _leaf_defaults(section):
-    out = {}
-    for k, spec in ALARM_SCHEMA_EXTRA[section].items():
-        out[k] = spec[0]
-    return out
-
-
 def effective(section, cfg):
     """Defaults for `section` ("alarms" or "night") overlaid with the keys cfg has."""
-    out = _leaf_defaults(section)
+    out = dict(DEFAULTS[section])
     if cfg:
         for k in cfg:
             out[k] = cfg[k]
@@ -137,23 +104,3 @@ def to_mgdl(alarms):
         if k in out and type(out[k]) in (int, float) and _in_mmol(k, out[k], mmol):
             out[k] = out[k] * MGDL_PER_MMOL
     return out
-
-
-def check(alarms):
-    """Cross-key checks after unit conversion; raises AlarmConfigError naming the key to fix."""
-    a = to_mgdl(effective("alarms", alarms))
-    for k in _RANGES:
-        lo, hi = _RANGES[k]
-        if type(a[k]) not in (int, float) or not lo <= a[k] <= hi:
-            return _fail("alarms." + k, "must be between %s and %s mg/dL (%.2f..%.1f mmol/L)" % (
-                lo, hi, lo / MGDL_PER_MMOL, hi / MGDL_PER_MMOL))
-    if not a["urgent_low"] < a["low"] < a["high"] < a["urgent_high"]:
-        return _fail("alarms", "need urgent_low < low < high < urgent_high")
-    if a["low_need"] > a["low_of"]:
-        return _fail("alarms.low_need", "must not exceed alarms.low_of")
-    if a["high_need"] > a["high_of"]:
-        return _fail("alarms.high_need", "must not exceed alarms.high_of")
-
-
-def _fail(key, why):
-    raise AlarmConfigError(key, why)

@@ -87,7 +87,7 @@ SECRET_KEYS = SECRET_KEYS + SECRET_KEYS_EXTRA
 
 # Alarm thresholds (mg/dL or mmol/L), persistence, snooze, escalation and the night schedule live with
 # the alarm engine; pattern options (silence.cloud_chirp) with the pattern table.
-from firmware.core.alarm_config import ALARM_SCHEMA_EXTRA, check as _check_alarms  # noqa: E402
+from firmware.core.alarm_schema import ALARM_SCHEMA_EXTRA, check as _check_alarms  # noqa: E402
 from firmware.core.patterns import PATTERNS_SCHEMA_EXTRA  # noqa: E402
 
 SCHEMA["alarms"] = ALARM_SCHEMA_EXTRA["alarms"]

@@ -1,6 +1,6 @@
 # urgent_low_soon prediction, falling/rising fast, mmol/L config, schema additions and night
 # schedule. Runs under pytest and under `micropython host_tests/mp_runner.py test_alarms_predict`.
-from firmware.core import alarm_config, predict
+from firmware.core import alarm_config, alarm_schema, predict
 from firmware.core.alarms import AlarmEngine
 from firmware.core.night import Night, soften
 from firmware.core.reading import Reading
@@ -123,8 +123,8 @@ def test_mmol_engine_raises_in_mgdl_and_explains_in_mmol():
 def test_config_check_names_the_key_after_unit_conversion():
     def key(a):
         try:
-            alarm_config.check(a)
-        except alarm_config.AlarmConfigError as err:
+            alarm_schema.check(a)
+        except alarm_schema.AlarmConfigError as err:
             return err.key
         return None
     assert key({"units": "mmol", "urgent_low": 3.0, "low": 3.9, "high": 13.9, "urgent_high": 16.7,
@@ -151,9 +151,10 @@ def test_rearm_min_is_validated_by_the_gateway_config():
 
 def test_schema_extra_defaults_pass_their_own_checkers():
     for section in ("alarms", "night"):
-        for k, spec in alarm_config.ALARM_SCHEMA_EXTRA[section].items():
+        assert sorted(alarm_schema.ALARM_SCHEMA_EXTRA[section]) == sorted(alarm_config.DEFAULTS[section])
+        for k, spec in alarm_schema.ALARM_SCHEMA_EXTRA[section].items():
             assert spec[1](spec[0]) is None, section + "." + k
-    c = alarm_config.ALARM_SCHEMA_EXTRA
+    c = alarm_schema.ALARM_SCHEMA_EXTRA
     assert c["alarms"]["units"][1]("mg") is not None
     assert c["alarms"]["low"][1](3.9) is None and c["alarms"]["low"][1](20) is not None
     assert c["night"]["start"][1]("25:00") is not None
