@@ -374,6 +374,30 @@ def test_radio_scans_check_in(tmp_path):
     assert seen[1][1] == ticks.add(START, 500)  # each result is a check-in
 
 
+def test_a_crash_whose_report_fails_is_still_restarted(tmp_path):
+    # The 80wK soak: the radio task hit MemoryError, then so did the crash report, and the radio never
+    # came back. The restart must not depend on the report.
+    app = App(tmp_path)
+    runs = []
+
+    def report_fails(name, err):
+        raise MemoryError("memory allocation failed, allocating 368 bytes")
+
+    app.sup.crash = report_fails
+
+    async def radio():
+        runs.append(app.clock.t)
+        if len(runs) == 1:
+            raise MemoryError("memory allocation failed")
+        while True:
+            app.sup.checkin("radio")
+            await app.clock.sleep_ms(1000)
+
+    _run(app, [app.sup.supervise("radio", radio), app.sup.monitor()], 5000)
+    assert len(runs) == 2, runs
+    assert [e["active"] for e in app.faults() if e["name"] == "task:radio"][:1] == [True]
+
+
 def test_backoff_starts_over_after_a_stable_run(tmp_path):
     app = App(tmp_path)
     runs = []

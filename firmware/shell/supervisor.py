@@ -164,7 +164,12 @@ class Supervisor:
             self.running.pop(name, None)
             if ticks.diff(now, started) >= STABLE_MS:
                 backoff = _RESTART_MIN_MS
-            self.crash(name, err)
+            try:
+                self.crash(name, err)
+            except Exception:
+                # Reporting the crash failed too (a heap too full for the log line: the 80wK soak). The
+                # restart matters more than the report: without it the radio stays dead for good.
+                self._crash_unreported(name)
             await self.clock.sleep_ms(backoff)
             backoff = min(backoff * 2, _RESTART_MAX_MS)
 
@@ -186,6 +191,14 @@ class Supervisor:
         self.crashed[name] = True
         app.gw.set_fault(now, "task:" + name, why)
         app.flush()
+
+    def _crash_unreported(self, name):
+        try:
+            self.crashed[name] = True
+            self.app.gw.set_fault(self.now(), "task:" + name, "crashed (no memory to say more)")
+            self.app.flush()
+        except Exception:
+            pass  # the next self-check or restart tries again
 
     # ---- the monitor --------------------------------------------------------------------------
     async def monitor(self, timeout_ms=WDT_MS):
