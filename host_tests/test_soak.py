@@ -10,8 +10,10 @@ from host_tests.simrun import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import soak  # noqa: E402
 
-# A heap the firmware runs in today (tools/soak.py --bisect finds the smallest; README "Proof", finding 6).
-ROOMY = "192wK"
+# A heap the firmware runs in today with room to spare: a week holds at 88wK (README "Proof", finding 6;
+# tools/soak.py --bisect finds the smallest). 104wK keeps 16 K words of margin for a loaded CI machine and
+# still fails if the heap the gateway keeps grows by a fifth.
+ROOMY = "104wK"
 
 
 def test_two_days_with_advert_noise_hold_the_heap_flat(mosquitto):
@@ -24,8 +26,9 @@ def test_two_days_with_advert_noise_hold_the_heap_flat(mosquitto):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the firmware does not fit the issue's 64 K heap: after boot the host gateway keeps about 150 KiB "
-    "of this 64-bit port's heap (64wK is 128 KiB here); tools/heap_profile.py says where (README finding 6)"))
+    "the firmware does not fit the issue's 64 K heap: in a week the host gateway keeps about 148 KiB "
+    "of this 64-bit port's heap (64wK is 128 KiB here), 114 KiB of it code and names that a board build "
+    "with frozen modules or ROMFS keeps in flash; tools/heap_profile.py says where (README finding 6)"))
 def test_a_day_runs_in_the_64k_heap_of_the_issue(mosquitto):
     r = soak.soak(days=1, heap="64wK", speed=3000, noise=200, broker_port=mosquitto.port, timeout=90)
     assert r["runs"], soak._why(r)
