@@ -147,7 +147,6 @@ print('ROMFS', a1 - a0, gc.mem_alloc() - a1, sys.modules[%r].__file__)
 def romfs_costs(heap="256wK", entry=ENTRY):
     """{"files": B, "romfs": B, "image": B}: what importing `entry` keeps in the heap from files and from
     a ROMFS image of the same .mpy tree (image bytes apart)."""
-    import shutil
     import tempfile
     import bench_mpy
     root = soak.mpy_tree()
@@ -172,7 +171,6 @@ def romfs_costs(heap="256wK", entry=ENTRY):
             out[kind] = int(kept)
             if kind == "romfs":
                 out["image"] = int(image_b)
-        shutil.rmtree(empty)
     return out
 
 

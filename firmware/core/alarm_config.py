@@ -1,7 +1,7 @@
 # Alarm and night-mode settings (pure): defaults and mmol/L -> mg/dL conversion, what the engine needs
 # while it runs. It reads through effective(), so a partial or older config dict also works.
 # Validation (checkers, cross-key rules) lives in alarm_schema.py, loaded only while the config loads
-# (about 5 KiB of heap a board does not keep).
+# (about 9 KiB of the 64-bit unix port's heap that a running gateway no longer keeps).
 # mg/dL per mmol/L for glucose: its molar mass is 180.16 g/mol, so 1 mmol/L = 18.016 mg/dL.
 MGDL_PER_MMOL = 18.016
 

@@ -16,7 +16,7 @@ except ImportError:
         return x
 
 # 2 files x 4 KB: about a dozen tracebacks of a few frames each, small next to the ESP32's ~1.4 MB
-# filesystem and the outage queue, and one file is read into RAM at most at a time (4 KB) at boot.
+# filesystem and the outage queue; reading them back takes a line at a time.
 MAX_BYTES = const(4096)
 FILES = const(2)
 
