@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import soak  # noqa: E402
 
 # A heap the firmware runs in today with room to spare: a week holds at 84wK (README "Proof", finding 6;
-# tools/soak.py --bisect finds the smallest). 104wK keeps 16 K words of margin for a loaded CI machine and
+# tools/soak.py --bisect finds the smallest). 104wK keeps 20 K words of margin for a loaded CI machine and
 # still fails if the heap the gateway keeps grows by a fifth.
 ROOMY = "104wK"
 
