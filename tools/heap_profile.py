@@ -45,7 +45,7 @@ ENTRY = ("firmware.hal.host", "firmware.shell.app", "firmware.shell.config_store
          "firmware.sensor.open_broadcast", "firmware.sensor.counter_store", "firmware.shell.outage_queue",
          "umqtt.simple")
 BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-             "firmware.core.alarm_schema")
+             "firmware.core.alarm_schema", "firmware.core.checks")
 # Loaded by the uplink thread on the first spill to flash (or at boot when the file holds records): a
 # night with the cloud up never has it. Still imported here, so its cost is shown.
 OUTAGE_ONLY = ("firmware.shell.outage_queue",)

@@ -69,6 +69,9 @@ SCHEMA = {
     "silence": {
         "sensor_after_s": (660, _int_range(60, 7200)),
         "cloud_after_s": (60, _int_range(10, 3600)),
+        # false: cloud_silent is only shown; true: it also chirps gently (60 ms once a minute). Never
+        # louder: the bedside alarm still works without the cloud (the pattern table, patterns.py).
+        "cloud_chirp": (False, _bool),
     },
     "wifi": {
         "networks": ([], _wifi_list),
@@ -86,15 +89,13 @@ SCHEMA.update(COMMANDS_SCHEMA_EXTRA)
 SECRET_KEYS = SECRET_KEYS + SECRET_KEYS_EXTRA
 
 # Alarm thresholds (mg/dL or mmol/L), persistence, snooze, escalation and the night schedule live with
-# the alarm engine; pattern options (silence.cloud_chirp) with the pattern table.
+# the alarm engine (its boot-only checkers in alarm_schema.py).
 from firmware.core.alarm_schema import ALARM_SCHEMA_EXTRA, check as _check_alarms  # noqa: E402
-from firmware.core.patterns import PATTERNS_SCHEMA_EXTRA  # noqa: E402
 
 SCHEMA["alarms"] = ALARM_SCHEMA_EXTRA["alarms"]
 SCHEMA["night"] = dict(ALARM_SCHEMA_EXTRA["night"])
 # Night mode needs local time: the board's NTP clock is UTC, so the family gives their offset.
 SCHEMA["night"]["utc_offset_min"] = (0, _int_range(-720, 840))
-SCHEMA["silence"].update(PATTERNS_SCHEMA_EXTRA["silence"])
 
 
 def defaults(schema=SCHEMA):

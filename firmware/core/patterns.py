@@ -42,17 +42,8 @@ ALARM_PATTERNS = ("urgent_low", "urgent_low_soon", "low", "urgent_high", "high",
 # Self-test sweep: red, green, blue, white, two LED steps each, so a family sees every channel work.
 SWEEP = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255))
 
-# Config leaves this module reads (merge into firmware/core/config.py SCHEMA):
-#   silence.cloud_chirp: false (default) = cloud_silent is shown only; true = it also chirps gently
-#   (a 60 ms soft chirp once a minute). Never louder: the bedside alarm still works without the cloud.
-from firmware.core.checks import bool_ as _bool  # noqa: E402
-
-
-PATTERNS_SCHEMA_EXTRA = {
-    "silence": {
-        "cloud_chirp": (False, _bool),
-    },
-}
+# The gateway reads silence.cloud_chirp (validated in config.py, which a running gateway no longer keeps):
+# false (default) = cloud_silent is shown only; true = it also chirps gently (60 ms once a minute).
 
 
 def dim(rgb):

@@ -167,7 +167,7 @@ def _load_config(data_dir):
     from firmware.shell import config_store
     out = config_store.load(data_dir)
     for name in ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-                 "firmware.core.alarm_schema"):
+                 "firmware.core.alarm_schema", "firmware.core.checks"):
         _forget(name)
     return out
 

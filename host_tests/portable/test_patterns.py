@@ -159,7 +159,8 @@ def test_escalated_and_soft_rhythms():
     assert buzz_rhythm("low", "off") == ()
 
 
-def test_schema_extra_is_a_valid_leaf():
-    default, check = patterns.PATTERNS_SCHEMA_EXTRA["silence"]["cloud_chirp"]
+def test_cloud_chirp_is_a_valid_config_leaf():
+    from firmware.core import config
+    default, check = config.SCHEMA["silence"]["cloud_chirp"]
     assert default is False and check(False) is None and check(True) is None
     assert check("yes")
