@@ -26,9 +26,10 @@ def test_two_days_with_advert_noise_hold_the_heap_flat(mosquitto):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the firmware does not fit the issue's 64 K heap: in a week the host gateway keeps about 148 KiB "
-    "of this 64-bit port's heap (64wK is 128 KiB here), 114 KiB of it code and names that a board build "
-    "with frozen modules or ROMFS keeps in flash; tools/heap_profile.py says where (README finding 6)"))
+    "the firmware does not fit the issue's 64 K heap: a week needs 84wK; by its first reading the host "
+    "gateway's imports keep 109 KiB of this 64-bit port's heap (64wK is 128 KiB here), code and names that "
+    "a board build with frozen modules or ROMFS would largely keep in flash, which this port cannot show; "
+    "tools/heap_profile.py says where (README finding 6)"))
 def test_a_day_runs_in_the_64k_heap_of_the_issue(mosquitto):
     r = soak.soak(days=1, heap="64wK", speed=3000, noise=200, broker_port=mosquitto.port, timeout=90)
     assert r["runs"], soak._why(r)
