@@ -113,3 +113,25 @@ def test_task_crashes_show_fault_then_recover_while_readings_keep_flowing(tmp_pa
     assert "scan_task" in radio["trace"] and "crash_radio" in radio["trace"]
     # the retained state named the fault while it lasted
     assert any(json.loads(s).get("fault") == "task:radio" for s in state)
+
+
+def test_a_wedged_radio_is_a_hang_the_watchdog_would_reset(tmp_path, mosquitto, gateway):
+    # hang_radio at minute 12: the virtual BLE stack stops answering (no scan result, no end of the scan
+    # window), while the sensor keeps advertising. At speed 600 a hang counts after max(30 s, 0.5 s of
+    # real time) = 300 s; the watchdog, no longer fed, expires 300 s after its last feed.
+    rows = [(m, 120) for m in range(0, 45, 5)]
+    rows.insert(3, (12, None, "hang_radio"))
+    rc, evs, err = run_sim(tmp_path, trace(rows), mosquitto.port, "--config", gateway["config"])
+    assert rc == 0, err
+    stalled = first(evs, event="fault", name="stalled", active=True)
+    assert stalled and "radio" in stalled["why"], [e for e in evs if e["event"] == "fault"]
+    assert 12 * MIN + 30 <= stalled["t"] <= 12 * MIN + 300 + 10 + SLACK_S, stalled
+    expired = first(evs, event="watchdog", expired=True)
+    assert expired and stalled["t"] <= expired["t"] <= stalled["t"] + 300 + SLACK_S, expired
+    # no reading is accepted after the hang, and the box says so: fault, then sensor_silent
+    assert [e["seq"] for e in evs if e["event"] == "reading" and e["t"] > 12 * MIN + 2] == []
+    seen = patterns(evs)
+    assert _after(seen, stalled["t"], ("fault",)), seen
+    silent = first(evs, event="link", name="sensor", up=False)
+    assert silent and silent["t"] > 12 * MIN, silent
+    assert _shown_at(seen, 40 * MIN) == "sensor_silent", seen

@@ -40,8 +40,9 @@ DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
 DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
 CGM_ADDR = "c4:7a:01:22:33:44"
 # Host-only fault injection (trace events beyond CONTRACTS section 1): the host board raises once inside
-# the named task at its next check-in with the supervisor, e.g. crash_radio inside the next BLE scan.
-INJECT_EVENTS = ("crash_radio", "crash_tick", "crash_player")
+# the named task at its next check-in with the supervisor, e.g. crash_radio inside the next BLE scan;
+# hang_radio wedges the virtual BLE stack for good (no scan result, no end of the scan window).
+INJECT_EVENTS = ("crash_radio", "crash_tick", "crash_player", "hang_radio")
 trace_mod.EVENTS = trace_mod.EVENTS + INJECT_EVENTS
 
 

@@ -18,5 +18,5 @@
 #   board.stopping             True when the gateway should end (host: the simulator said quit)
 #   board.data_dir             writable directory for counters, outage queue, logs ("data")
 #   board.heap_free()          bytes free after gc, or None
-#   board.watchdog(timeout_ms) -> object with feed(); the host's does nothing
+#   board.watchdog(timeout_ms) -> object with feed(); the host's never resets, it reports `expired`
 #   board.reset()              hard reset (host: exit the process)

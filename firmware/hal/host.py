@@ -7,6 +7,7 @@
 # and the firmware sends {"ble": {...}} GATT requests back on the same link.
 #   {"dns": true|false}    name lookups fail while false (fault tests)
 #   {"flash": true|false}  writes to the data dir fail with ENOSPC while false (flash full)
+#   {"inject": "crash_radio"|"crash_tick"|"crash_player"|"hang_radio"}  host-only fault injection
 # Every write to a file under the data dir is counted (flash_bytes); with NIGHTSTAND_FLASH_EVENTS=1 each
 # one is also a host-only `flash` event {"path", "bytes"} (the bench's flash bytes per reading).
 # Events go to stdout as JSON lines (the simulator writes them to the --events file).
@@ -17,6 +18,7 @@ import sys
 
 import asyncio
 
+from firmware.core import ticks
 from firmware.hal.virtual_aioble import VirtualRadio
 from firmware.shell.clock import ScaledClock
 from firmware.shell.mailbox import Mailbox
@@ -109,15 +111,29 @@ class _DnsFaults:
         return self._real.getaddrinfo(*a)
 
 
-class _NoWatchdog:
-    """Never resets the host; records what the supervisor does with it."""
+class _HostWatchdog:
+    """Never resets the host. When it goes unfed past its timeout it emits a `watchdog` event with
+    `expired: true` where a board would reset, once per starvation. Like the supervisor's hang check it
+    also waits 0.5 s of real time, so a fast simulation does not report a host pause."""
 
-    def __init__(self, timeout_ms=None):
-        self.timeout_ms = timeout_ms
+    def __init__(self, board, timeout_ms):
+        self.board = board
+        self.timeout_ms = max(timeout_ms, int(500 * board.clock.speed))
         self.feeds = 0
+        self.fed_at = board.clock.ticks_ms()
+        self.expired = False
 
     def feed(self):
         self.feeds += 1
+        self.fed_at = self.board.clock.ticks_ms()
+        self.expired = False
+
+    def check(self):
+        """Called by the host board once a scenario second."""
+        if not self.expired and ticks.diff(self.board.clock.ticks_ms(), self.fed_at) >= self.timeout_ms:
+            self.expired = True
+            self.board.emit({"event": "watchdog", "expired": True, "timeout_ms": self.timeout_ms,
+                             "why": "not fed: a board resets here; the host goes on"})
 
 
 def _addr_bytes(text):
@@ -138,8 +154,9 @@ class HostBoard:
         self.presses = Mailbox(4)
         self.stopping = False
         # Host test hook: "crash_<task>" names from the simulator; the supervisor raises once inside
-        # that task at its next check-in (firmware/shell/supervisor.py).
+        # that task at its next check-in (firmware/shell/supervisor.py). hang_radio wedges the radio.
         self.inject = set()
+        self.wdt = None
         self._reader = None
         self.dns_ok = True
         self.flash_ok = True
@@ -216,6 +233,8 @@ class HostBoard:
                     mqtt_guard._socket = _DnsFaults(mqtt_guard._socket, self)
             elif "flash" in msg:
                 self.flash_ok = bool(msg["flash"])
+            elif msg.get("inject") == "hang_radio":
+                self.ble.wedged = True
             elif "inject" in msg:
                 self.inject.add(msg["inject"])
             elif "button" in msg:
@@ -253,7 +272,16 @@ class HostBoard:
 
     def watchdog(self, timeout_ms):
         self.emit({"event": "watchdog", "timeout_ms": timeout_ms})  # host-only: it was started
-        return _NoWatchdog(timeout_ms)
+        self.wdt = _HostWatchdog(self, timeout_ms)
+        asyncio.create_task(self._watch(self.wdt))
+        return self.wdt
+
+    async def _watch(self, wdt):
+        # Once a scenario second. A hang of one task shows here; a loop blocked for good would stop this
+        # too (a board's hardware watchdog has no such limit).
+        while not self.stopping:
+            await self.clock.sleep_ms(1000)
+            wdt.check()
 
     def reset(self):
         sys.exit(3)

@@ -161,6 +161,9 @@ class _Scan:
                 if res is not None:
                     return res
         while True:
+            if self.radio.wedged:
+                await clock.sleep_ms(1000)
+                continue
             if self.cancelled:
                 raise StopAsyncIteration
             left = self.duration_ms - ticks.diff(clock.ticks_ms(), self.t0)
@@ -216,6 +219,9 @@ class VirtualRadio:
         self._next_id = 0
         self._pending = {}        # request id -> [event, answer]
         self._passkey = None
+        # Host fault injection (hang_radio): a BLE stack that stops answering. A scan then yields no result
+        # and never ends its window, so the radio task stops checking in, as with a real wedged stack.
+        self.wedged = False
 
     # ---- aioble surface --------------------------------------------------------------------------
     def scan(self, duration_ms, interval_us=1280000, window_us=11250, active=False):
