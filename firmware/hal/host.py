@@ -20,7 +20,7 @@ import asyncio
 
 from firmware.core import ticks
 from firmware.hal.virtual_aioble import VirtualRadio
-from firmware.shell.clock import ScaledClock
+from firmware.shell.clock import ScaledClock, hang_bound_ms
 from firmware.shell.mailbox import Mailbox
 
 
@@ -114,11 +114,11 @@ class _DnsFaults:
 class _HostWatchdog:
     """Never resets the host. When it goes unfed past its timeout it emits a `watchdog` event with
     `expired: true` where a board would reset, once per starvation. Like the supervisor's hang check it
-    also waits 0.5 s of real time, so a fast simulation does not report a host pause."""
+    also waits 0.5 s of real time (clock.hang_bound_ms), so a fast simulation does not report a host pause."""
 
     def __init__(self, board, timeout_ms):
         self.board = board
-        self.timeout_ms = max(timeout_ms, int(500 * board.clock.speed))
+        self.timeout_ms = hang_bound_ms(board.clock, timeout_ms)
         self.feeds = 0
         self.fed_at = board.clock.ticks_ms()
         self.expired = False

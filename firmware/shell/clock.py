@@ -88,6 +88,17 @@ class ScaledClock(Clock):
         return self.sim_ms() / 1000
 
 
+# A hang is judged in scenario time, but on the host at speed s a 10 ms pause of the machine (its GC,
+# another process) is 30 s at speed 3000. Hang judgements (the supervisor's, the host watchdog's) also
+# wait this much real time; on a board (speed 1) their own bound is the larger and this changes nothing.
+HANG_REAL_MS = 500
+
+
+def hang_bound_ms(clock, ms):
+    """ms of scenario time, but never less than HANG_REAL_MS of real time at the clock's speed."""
+    return max(ms, int(HANG_REAL_MS * getattr(clock, "speed", 1)))
+
+
 async def wait_event(clock, event, ms):
     """Wait for event or ms of clock time, whichever first. True when the event fired."""
     real_ms = int(ms / clock.speed)

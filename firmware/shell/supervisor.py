@@ -13,6 +13,7 @@ import sys
 
 from firmware.core import ticks
 from firmware.core.faults import ClockWatch, HeapWatch
+from firmware.shell.clock import hang_bound_ms
 from firmware.shell.crashlog import CrashLog
 
 try:
@@ -29,11 +30,6 @@ _FEED_MS = const(1000)
 # A critical task's longest honest wait between check-ins is one 10 s BLE scan window with no advert
 # heard (tick: 1 s, player: 2.8 s, its longest LED phase); three windows without one is a hang.
 STALE_MS = const(30000)
-# A hang is judged in the board's time. On the host at speed s the scenario runs s times faster than the
-# machine, so a 10 ms pause of the host (its GC, another process) is 30 s at speed 3000: the small-heap
-# soak logged hundreds of such "hangs". A silence must also last this much real time before it counts.
-# On a board (speed 1) STALE_MS is the larger bound and this changes nothing.
-_STALE_REAL_MS = const(500)
 _RESTART_MIN_MS = const(1000)
 _RESTART_MAX_MS = const(30000)  # cap: a crash-looping task still gets a try twice a minute
 # A restarted task that runs this long without crashing has recovered: `fault` clears, backoff resets.
@@ -121,7 +117,9 @@ class Supervisor:
         self.heap = HeapWatch()
         self.clock_watch = ClockWatch()
         self._heap_at = None
-        self.stale_ms = max(STALE_MS, int(_STALE_REAL_MS * getattr(self.clock, "speed", 1)))
+        # Also 0.5 s of real time (clock.hang_bound_ms): at speed 3000 the small-heap soak logged hundreds
+        # of "hangs" that were only host pauses.
+        self.stale_ms = hang_bound_ms(self.clock, STALE_MS)
         # Host test hook (firmware/hal/host.py): names like "crash_radio" the simulator asked for.
         self.inject = getattr(self.board, "inject", None)
         player = getattr(app, "player", None)
