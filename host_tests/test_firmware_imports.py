@@ -13,7 +13,8 @@ def _modules():
     out = []
     for dirpath, _, files in os.walk(os.path.join(ROOT, "firmware")):
         for f in sorted(files):
-            if f.endswith(".py") and f != "__init__.py":
+            # manifest.py is MicroPython's freeze manifest (run by its build tools), not a module
+            if f.endswith(".py") and f not in ("__init__.py", "manifest.py"):
                 rel = os.path.relpath(os.path.join(dirpath, f), ROOT)[:-3]
                 out.append(rel.replace(os.sep, "."))
     return sorted(out)
