@@ -2,6 +2,7 @@
 # distinct, output-capable pins: what a maker relies on before soldering anything.
 import json
 import os
+import sys
 
 import pytest
 
@@ -60,3 +61,66 @@ def test_a_broken_copy_names_the_key(tmp_path):
         board.build(raw)
     assert e.value.key == "buzzer.pin"
     assert "input-only" in str(e.value)
+
+
+# --- memory classes (issue 16): each board says what it gives the heap and which build it needs ---
+def _deploy():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import deploy
+    return deploy
+
+
+@pytest.mark.parametrize("name", ESP32)
+def test_every_board_states_an_honest_memory_class(name):
+    mem = _load(name)["memory"]
+    assert mem is not None and mem["class"] in ("psram", "plain") and mem["needs"] in ("stock", "frozen")
+    need = _deploy().NEED_KIB
+    if mem["class"] == "plain":
+        # A plain board's budget is what the heap can count on; the .mpy firmware needs more than any
+        # plain ESP32 gives, so a plain board must say it needs Nightstand frozen in.
+        assert mem["heap_kib"] >= need["frozen"]
+        if mem["heap_kib"] < need["stock"]:
+            assert mem["needs"] == "frozen"
+    else:
+        assert mem["psram_kib"] >= 2048 and mem["needs"] == "stock"
+
+
+def test_a_psram_board_that_stock_firmware_serves_is_shipped():
+    psram = [n for n in ESP32 if _load(n)["memory"]["class"] == "psram" and _load(n)["memory"]["needs"] == "stock"]
+    assert "esp32s3_devkitc1_n8r8" in psram
+    cfg = _load("esp32s3_devkitc1_n8r8")
+    assert (cfg["chip"], cfg["led"]["kind"], cfg["led"]["pin"], cfg["button"]["pin"]) == ("esp32s3", "ws2812", 48, 0)
+    assert cfg["memory"]["psram_kib"] == 8192
+
+
+@pytest.mark.parametrize("change,key,words", [
+    ({"class": "lots"}, "memory.class", "psram, plain"),
+    ({"class": "plain", "needs": "frozen"}, "memory.heap_kib", "missing"),
+    ({"class": "plain", "heap_kib": 4096, "needs": "frozen"}, "memory.heap_kib", "between 16 and 512"),
+    ({"class": "psram", "needs": "stock"}, "memory.psram_kib", "missing"),
+    ({"class": "psram", "psram_kib": 8192, "needs": "maybe"}, "memory.needs", "stock, frozen"),
+    ({"class": "psram", "psram_kib": 8192, "needs": "stock", "heap": 1}, "memory.heap", "unknown"),
+])
+def test_a_bad_memory_entry_names_the_key(change, key, words):
+    with open(os.path.join(DIR, "esp32s3_devkitc1_n8r8.json")) as f:
+        raw = json.load(f)
+    raw["memory"] = change
+    with pytest.raises(ConfigError) as e:
+        board.build(raw)
+    assert e.value.key == key
+    assert words in str(e.value)
+
+
+def test_pins_taken_by_psram_are_refused():
+    with open(os.path.join(DIR, "esp32s3_devkitc1_n8r8.json")) as f:
+        raw = json.load(f)
+    raw["buzzer"]["pin"] = 35             # octal PSRAM on an R8 module
+    with pytest.raises(ConfigError) as e:
+        board.build(raw)
+    assert e.value.key == "buzzer.pin" and "PSRAM" in str(e.value)
+    with open(os.path.join(DIR, "esp32_devkitc_ve.json")) as f:
+        raw = json.load(f)
+    raw["led"]["pin"] = 16                 # WROVER: GPIO16/17 are the PSRAM's
+    with pytest.raises(ConfigError) as e:
+        board.build(raw)
+    assert e.value.key == "led.pin"

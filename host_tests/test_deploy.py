@@ -46,6 +46,7 @@ def test_dry_run_sequence_for_each_board(board, capsys, tmp_path):
     boot = [MP + "cp boot.py :boot.py"] if os.path.exists(os.path.join(ROOT, "boot.py")) else []
     assert remote == [
         MP + "exec 'import sys; print(sys.implementation)'",
+        MP + "exec " + deploy.shlex.quote(deploy.MEM_PROBE),
         MP + "exec 'open(\"safe_mode\", \"w\").close()'",
         MP + "reset",
         MP + "mip install aioble",
@@ -124,15 +125,21 @@ def test_board_checks():
 class FakeBoard:
     """Stands in for subprocess.run: answers the probes like a board, records every command."""
 
-    def __init__(self, machine="ESP32C3 module with ESP32C3", has_umqtt=True, mpy=6 | (3 << 8)):
+    # Memory as the board reports it to deploy.MEM_PROBE: GC heap bytes, free ESP-IDF data heap bytes,
+    # Nightstand frozen in. Default: a PSRAM board (8 MiB heap), so the other checks are what is tested.
+    def __init__(self, machine="ESP32C3 module with ESP32C3", has_umqtt=True, mpy=6 | (3 << 8),
+                 heap=8 * 1024 * 1024, idf_free=300 * 1024, frozen=False):
         self.calls = []
         self.machine, self.has_umqtt, self.mpy = machine, has_umqtt, mpy
+        self.heap, self.idf_free, self.frozen = heap, idf_free, frozen
 
     def __call__(self, argv, **kw):
         self.calls.append(argv)
         out, rc = "", 0
         if argv[-1] == deploy.PROBE:
             out = IMPL % (self.machine, self.mpy, "")
+        elif argv[-1] == deploy.MEM_PROBE:
+            out = "NSMEM %d %d %d\n" % (self.heap, self.idf_free, 1 if self.frozen else 0)
         elif argv[-1] == deploy.UMQTT_PROBE and not self.has_umqtt:
             out, rc = "ImportError: no module named 'umqtt'", 1
         elif "mpy-cross" in argv[0] and "-o" in argv:
@@ -214,3 +221,78 @@ def test_every_firmware_module_compiles_with_mpy_cross(tmp_path):
                     failed.append(p.stderr.strip())
     assert n > 10
     assert failed == []
+
+
+# --- memory check (issue 16) ---
+# A plain ESP32 (WROOM-32, stock MicroPython 1.28, radios off): MicroPython starts with a 56 KiB heap and
+# ESP-IDF has ~110 KiB free that the heap may grow into, less what Wi-Fi, BLE and TLS take.
+PLAIN_ESP32 = dict(machine="Generic ESP32 module with ESP32", heap=57344 + 1024, idf_free=110 * 1024)
+
+
+def _written(fake):
+    """Commands that change the board (anything but the read-only probes)."""
+    return [c for c in fake.calls if c[-1] not in (deploy.PROBE, deploy.MEM_PROBE)]
+
+
+def test_plain_esp32_with_stock_firmware_is_refused_before_anything_is_written(capsys):
+    fake = FakeBoard(**PLAIN_ESP32)
+    assert _run("esp32_devkitc", fake) == 1
+    assert _written(fake) == []                        # no safe-mode flag, no mip, no copy
+    err = capsys.readouterr().err
+    line = [l for l in err.splitlines() if "KiB" in l][0]
+    assert "needs %d KiB" % deploy.NEED_KIB["stock"] in line and "nothing was written" in line
+    assert "FROZEN_MANIFEST=" in line and "firmware/manifest.py" in line     # the next step
+    assert "esp32s3_devkitc1_n8r8" in line
+
+
+def test_board_with_nightstand_frozen_in_gets_configs_but_no_mpy_firmware(capsys):
+    fake = FakeBoard(frozen=True, **PLAIN_ESP32)
+    assert _run("esp32_devkitc", fake) == 0
+    flat = [" ".join(c[1:]) for c in fake.calls]
+    assert not any("mip install" in c for c in flat)
+    assert not any("mpy-cross" in c[0] for c in fake.calls)
+    assert not any(c.endswith("cp -r build/deploy/esp32_devkitc/firmware :") for c in flat)
+    # an old /firmware on the filesystem would shadow the frozen one: removed; the configs still go
+    assert any(c.endswith("rm -r :firmware") for c in flat)
+    assert any(c.endswith("cp board_configs/esp32_devkitc.json :board.json") for c in flat)
+    assert "Nightstand frozen in" in capsys.readouterr().out
+
+
+def test_psram_board_gets_the_mpy_firmware(capsys):
+    fake = FakeBoard(machine="ESP32S3 module with ESP32S3")
+    assert _run("esp32s3_devkitc1_n8r8", fake) == 0
+    flat = [" ".join(c[1:]) for c in fake.calls]
+    assert any(c.endswith("cp -r build/deploy/esp32s3_devkitc1_n8r8/firmware :") for c in flat)
+    assert "psram" in capsys.readouterr().out
+
+
+def test_psram_board_running_firmware_without_psram_support_is_refused(capsys):
+    fake = FakeBoard(machine="ESP32S3 module with ESP32S3", heap=100 * 1024, idf_free=60 * 1024)
+    assert _run("esp32s3_devkitc1_n8r8", fake) == 1
+    assert _written(fake) == []
+    assert "SPIRAM firmware" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_dry_run_states_the_memory_check(board, capsys):
+    rc, lines, _ = _dry(capsys, "--board", board, "--no-config")
+    assert rc == 0
+    note = [l for l in lines if l.startswith("# memory check")]
+    assert len(note) == 1
+    mem = json.load(open(os.path.join(ROOT, "board_configs", board + ".json")))["memory"]
+    assert "class " + mem["class"] in note[0]
+    assert "%d KiB" % deploy.NEED_KIB["stock"] in note[0] and "%d KiB" % deploy.NEED_KIB["frozen"] in note[0]
+    # the check comes before the first command that writes to the board
+    assert lines.index(note[0]) < lines.index(MP + "exec 'open(\"safe_mode\", \"w\").close()'")
+
+
+def test_board_config_without_memory_class_is_refused(capsys, tmp_path, monkeypatch):
+    raw = json.load(open(os.path.join(ROOT, "board_configs", "esp32_devkitc.json")))
+    del raw["memory"]
+    d = tmp_path / "board_configs"
+    d.mkdir()
+    (d / "mine.json").write_text(json.dumps(raw))
+    monkeypatch.setattr(deploy, "ROOT", str(tmp_path))
+    rc, lines, err = _dry(capsys, "--board", "mine", "--no-config")
+    assert rc == 1 and lines == []
+    assert "memory" in err and "psram" in err and "plain" in err

@@ -8,8 +8,9 @@ the raw details. Each part runs the real firmware (tools/sim.py and the benches 
 mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
   latency   alarm latency p50/p99 with the broker healthy, hung and down, and the ratios (tools/bench_latency.py)
   adverts   CPU per irrelevant advertisement in the firmware's own code (tools/bench_adverts.py, micropython)
-  soak      seven simulated days at 64wK with --noise 200; smallest heap that runs and its 7-day growth
-            (tools/soak.py; --quick: 2 days)
+  memory    on 32-bit builds of MicroPython v1.28.0, firmware frozen in and as .mpy files: heap after
+            boot, smallest heap for a day with --noise 200, seven days (--quick: 2) at 48 KiB (frozen) and
+            the growth from day 1 (tools/bench_memory.py, tools/soak.py, tools/build_ports.py)
   flash     bytes written to the data dir per reading, cloud up and cloud down (host board flash counter)
   replay    time to replay 288 queued readings (a day of broker outage) once the broker is back
   boot      boot to first reading accepted (real time, speed 1)
@@ -39,7 +40,7 @@ from bench_latency import pct as _pct  # noqa: E402
 
 PY = sys.executable
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
-PARTS = ("latency", "adverts", "soak", "flash", "replay", "boot", "offline", "silent", "mpy", "fuzz")
+PARTS = ("latency", "adverts", "memory", "flash", "replay", "boot", "offline", "silent", "mpy", "fuzz")
 
 
 class Table:
@@ -122,32 +123,18 @@ def part_adverts(tab, quick, raw):
             "us", fmt="%.1f")
 
 
-def part_soak(tab, quick, raw):
-    import soak
-    days = 2 if quick else 7
-    at64 = soak.soak(days, "64wK", 3000, 200)
-    raw["soak_64wK"] = at64
-    tab.add("soak_64wK_runs", "%d-day soak runs at 64wK (--noise 200)" % days, "yes" if at64["runs"] else
-            "no: " + soak._why(at64)[:60], note="")
-    if at64["runs"]:
-        tab.add("soak_64wK_growth_B", "heap growth day 1 -> %d at 64wK" % days, at64["growth_bytes"], "B", 1024,
-                fmt="%d")
-    size, tried = soak.bisect(days=1, log=log)
-    raw["soak_bisect"] = tried
-    if size is None:
-        tab.add("soak_min_heap_kw", "smallest heap that runs (1-day runs)", None, "wK", 64, fmt="%d")
-        return
-    final = soak.soak(days, "%dwK" % size, 3000, 200)
-    raw["soak_min_heap"] = final
-    tab.add("soak_min_heap_kw", "smallest heap that runs a day (8 wK steps)", size, "wK", 64, fmt="%d",
-            note="%d KiB on a 32-bit board" % size)
-    tab.add("soak_min_heap_holds", "%d-day soak at %d wK" % (days, size),
-            "holds" if final["holds"] else "no: " + soak._why(final)[:60])
-    tab.add("soak_growth_B", "heap growth day 1 -> %d at %d wK" % (days, size), final["growth_bytes"], "B", 1024,
-            fmt="%d")
-    tab.add("soak_faults", "faults shown during the %d-day soak" % days,
-            ", ".join(final["faults"]) or "none",
-            note="stalled: 30 s watchdog window = 10 ms real at speed 3000" if "stalled" in final["faults"] else "")
+def part_memory(tab, quick, raw):
+    """Issue 16: heap on the 32-bit builds (frozen and .mpy files), tools/bench_memory.py. Replaces the
+    64wK target on the 64-bit pip port, which could not tell whether the gateway fits an ESP32."""
+    import bench_memory
+    res = {}
+    for build in bench_memory.BUILDS:
+        res[build] = bench_memory.measure(build, quick, log=log)
+    raw["memory"] = res
+    bench_memory.add_rows(tab, res)
+
+
+part_soak = part_memory  # `--only soak` still names the heap part
 
 
 def _gateway(workdir, name, extra=None):

