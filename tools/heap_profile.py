@@ -196,8 +196,8 @@ def parse_dumps(text, block=32):
     return out
 
 
-def runtime(heap="256wK", days=1, noise=200):
-    r = soak.soak(days=days, heap=heap, noise=noise, env={"NIGHTSTAND_HEAP_TRACE": "1"})
+def runtime(heap="256wK", days=1, noise=200, build="pip64"):
+    r = soak.soak(days=days, heap=heap, noise=noise, env={"NIGHTSTAND_HEAP_TRACE": "1"}, build=build)
     dumps = parse_dumps(r.pop("stderr"))
     return r, dumps
 
@@ -208,8 +208,11 @@ def main(argv=None):
     ap.add_argument("--runtime", action="store_true", help="also a soak run with heap dumps")
     ap.add_argument("--romfs", action="store_true", help="also the same imports from a ROMFS image")
     ap.add_argument("--days", type=int, default=1)
+    ap.add_argument("--runtime-heap", help="heap of the --runtime soak (default: --heap)")
     ap.add_argument("--noise", type=int, default=200)
     ap.add_argument("--json")
+    ap.add_argument("--build", choices=soak.BUILDS, default="pip64",
+                    help="--runtime under this build (tools/soak.py --build; 32-bit: heap in plain K)")
     a = ap.parse_args(argv)
     c = import_costs(a.heap)
     print("import cost from .mpy, leaves first (bytes kept after gc.collect(), 64-bit unix port; qstr B is\n"
@@ -236,7 +239,7 @@ def main(argv=None):
                                                                    100.0 * r["romfs"] / r["files"], r["image"]))
         result["romfs"] = r
     if a.runtime:
-        r, dumps = runtime(a.heap, a.days, a.noise)
+        r, dumps = runtime(a.runtime_heap or a.heap, a.days, a.noise, a.build)
         print("runtime, %d day(s), --noise %d, %s: heap_free per day (best, worst, samples) %s; "
               "queue depth max %s; MemoryError %s" % (a.days, a.noise, a.heap, r["per_day"],
                                                       r["queue_depth_max"], r["memory_error"]))

@@ -40,6 +40,7 @@ from simlib import faults  # noqa: E402
 
 DAY = 24 * 3600
 GROWTH_LIMIT = 1024
+LOW_HEAP_BYTES = 8192  # firmware/core/faults.py LOW_HEAP_BYTES: under this after gc the box shows `heap`
 
 
 def week_trace(days):
@@ -59,6 +60,7 @@ _TREE = {}
 
 
 BUILDS = ("pip64", "plain32", "frozen32")
+DEFAULT_HEAP = {"pip64": "64wK", "frozen32": "48K", "plain32": "120K"}
 
 
 def mpy_tree(cross=None):
@@ -179,6 +181,8 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
         "delivery_problems": lost, "health_samples": len(heapfree),
         "heap_free_day1": first, "heap_free_last_day": last, "samples_day1": n1, "samples_last_day": n7,
         "growth_bytes": growth, "heap_free_min": min((b for _, b in heapfree), default=None),
+        # health samples (one a simulated minute) under the firmware's low-heap line: the `heap` fault's share
+        "low_heap_samples": len([b for _, b in heapfree if b < LOW_HEAP_BYTES]),
         "stderr_tail": err.strip().splitlines()[-3:] if rc else [],
         # per simulated day: (best heap_free after gc, worst, samples); a leak shows as a falling best
         "per_day": [[max(xs), min(xs), len(xs)] if xs else [None, None, 0] for xs in (
@@ -244,7 +248,8 @@ def _why(r):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--days", type=int, default=7)
-    ap.add_argument("--heap", default="64wK")
+    ap.add_argument("--heap", default=None, help="-X heapsize (default: 64wK on pip64, 48K on frozen32 (the "
+                    "issue 16 target), 120K on plain32 (what tools/deploy.py asks of a board for the .mpy files))")
     ap.add_argument("--speed", type=float, default=3000)
     ap.add_argument("--noise", type=int, default=200)
     ap.add_argument("--bisect", action="store_true", help="also find the smallest heap that still runs")
@@ -256,13 +261,15 @@ def main(argv=None):
     ap.add_argument("--bisect-hi", type=int, default=None, help="bisect up to here")
     ap.add_argument("--bisect-step", type=int, default=None)
     a = ap.parse_args(argv)
+    a.heap = a.heap or DEFAULT_HEAP[a.build]
     r = soak(a.days, a.heap, a.speed, a.noise, build=a.build)
     print("soak %s %d days, heap %s, noise %d, speed %g: %s in %.0f s real" % (
         a.build, a.days, a.heap, a.noise, a.speed, "HOLDS" if r["holds"] else "DOES NOT HOLD", r["real_s"]))
     print("  readings %d/%d accepted, delivery %s, MemoryError %s, faults %s" % (
         r["readings_accepted"], r["readings_sent"], "ok" if not r["delivery_problems"] else r["delivery_problems"],
         "yes" if r["memory_error"] else "no", r["faults"] or "none"))
-    print("  heap_free per day (best, worst, samples): %s" % r["per_day"])
+    print("  heap_free per day (best, worst, samples): %s; %d of %d samples under %d B" % (
+        r["per_day"], r["low_heap_samples"], r["health_samples"], LOW_HEAP_BYTES))
     print("  heap_free after gc: day 1 best %s B (%d samples), day %d best %s B (%d samples): growth %s B "
           "(limit %d)" % (r["heap_free_day1"], r["samples_day1"], a.days, r["heap_free_last_day"],
                           r["samples_last_day"], r["growth_bytes"], GROWTH_LIMIT))
