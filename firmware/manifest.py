@@ -5,7 +5,7 @@
 #
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/nightstand/firmware/manifest.py
 #
-# This file is run by MicroPython's tools/manifestfile.py (not imported by the firmware): `package`,
+# This file is run by MicroPython's own manifestfile.py (not imported by the firmware): `package`,
 # `require`, `include`, `add_library` and `options` are the manifest API it provides; relative paths
 # resolve against this file's folder.
 #
@@ -16,7 +16,8 @@
 #   lib         a micropython-lib checkout with umqtt.simple 1.8.0 and aioble 0.6.2; default: the
 #               NIGHTSTAND_MICROPYTHON_LIB environment variable, else ../../shared/third_party/
 #               micropython-lib when present, else MicroPython's own lib/micropython-lib ($(MPY_LIB_DIR),
-#               which at v1.28.0 has umqtt.simple 1.7.0 and aioble 0.6.1: both work with Nightstand).
+#               which at v1.28.0 has umqtt.simple 1.7.0 and aioble 0.6.1: both call the TLS wrapper
+#               the same way and work with Nightstand).
 import os
 
 options.defaults(board_base=True, lib=None)

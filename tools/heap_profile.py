@@ -198,7 +198,7 @@ def parse_dumps(text, block=32):
 
 def runtime(heap="256wK", days=1, noise=200, build="pip64"):
     r = soak.soak(days=days, heap=heap, noise=noise, env={"NIGHTSTAND_HEAP_TRACE": "1"}, build=build)
-    dumps = parse_dumps(r.pop("stderr"))
+    dumps = parse_dumps(r.pop("stderr"), block=32 if build == "pip64" else 16)  # GC block: 4 words
     return r, dumps
 
 

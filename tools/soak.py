@@ -191,6 +191,10 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
         "uptime_wrapped": wrapped,
         # messages waiting in RAM + outage queue (health's queue_depth): a slow uplink holds RAM
         "queue_depth_max": max((h.get("queue_depth") or 0 for h in health), default=None),
+        # ... and at the lowest heap_free samples: at --speed 3000 the uplink lags simulated time, so
+        # messages wait in RAM that at speed 1 would already be sent
+        "queue_depth_when_low": sorted(((h.get("heap_free"), h.get("queue_depth")) for h in health
+                                        if h.get("heap_free")), key=lambda x: x[0])[:5],
     }
     if env and "NIGHTSTAND_HEAP_TRACE" in env:
         out["stderr"] = err  # tools/heap_profile.py reads the firmware's trace lines here
