@@ -90,3 +90,24 @@ def test_firmware_manifest_freezes_the_gateway_and_nothing_host_only(builds, tmp
     (port / "boards" / "manifest.py").write_text('require("umqtt.simple")\n')
     files = _manifest_files(src, True, str(port))
     assert files.count("umqtt/simple.py") == 1 and "firmware/core/gateway.py" in files
+
+
+def test_without_the_shared_source_the_build_clones_micropython_at_its_tag_and_says_so(tmp_path, monkeypatch,
+                                                                                      capsys):
+    # A user's clone has no ../shared: the source comes from MicroPython's repository the ordinary way.
+    # The commands are recorded, not run (no network here).
+    ran = []
+    monkeypatch.setattr(build_ports, "SHARED_SRC", str(tmp_path / "absent"))
+    monkeypatch.delenv("NIGHTSTAND_MICROPYTHON_SRC", raising=False)
+    def fake_run(argv, cwd=None, what=None):
+        ran.append(argv)
+        if argv[1] == "clone":
+            os.makedirs(argv[-1])                    # what git clone leaves behind
+    monkeypatch.setattr(build_ports, "_run", fake_run)
+    dest = build_ports.source(str(tmp_path / "cache"))
+    assert ran[0] == ["git", "clone", "--quiet", "--depth", "1", "--branch", "v1.28.0", build_ports.REPO, dest]
+    assert ran[1][:4] == ["git", "submodule", "update", "--init"] and "lib/micropython-lib" in ran[1]
+    assert "absent: cloning MicroPython v1.28.0" in capsys.readouterr().err
+    ran.clear()
+    build_ports.source(str(tmp_path / "cache"))     # done once: the second call reuses it
+    assert ran == []

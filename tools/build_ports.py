@@ -15,7 +15,8 @@ berkeley-db or libffi; see ../shared/third_party/micropython/SNAPSHOT.md). Needs
 Source: $NIGHTSTAND_MICROPYTHON_SRC, else ../shared/third_party/micropython (read-only: it is copied into
 the cache once), else a `git clone --depth 1 --branch v1.28.0` of MicroPython with its two submodules.
 Cache: $NIGHTSTAND_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/nightstand/micropython-v1.28.0/. The frozen
-build is keyed by a hash of the manifests and every file they freeze; it is rebuilt only when that changes.
+build (one per checkout) is keyed by a hash of the manifests and every file they freeze; it is rebuilt only
+when that changes.
 """
 import argparse
 import fcntl
@@ -145,7 +146,10 @@ class Builds:
         self.cache = cache or cache_dir()
         self.mpy_cross = os.path.join(self.cache, "src", "mpy-cross", "build", "mpy-cross")
         self.plain = os.path.join(self.cache, "build-std32", "micropython")
-        self.frozen = os.path.join(self.cache, "build-frozen32", "micropython")
+        # One frozen build per checkout: two clones (or worktrees) freeze different firmware, and sharing
+        # one build would have each rebuild it under the other's running tests.
+        tree = hashlib.sha256(ROOT.encode()).hexdigest()[:8]
+        self.frozen = os.path.join(self.cache, "build-frozen32-" + tree, "micropython")
         self.times = {}
 
     def _lock(self):
