@@ -53,7 +53,7 @@ bench: venv
 
 # The whole fault matrix against real mosquitto (make test runs its CI subset).
 test-faults: venv system
-	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/test_faults_matrix.py host_tests/test_outage_powercut.py
+	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/faults/test_faults_matrix.py host_tests/faults/test_outage_powercut.py
 
 # Seven simulated days with --noise 200, heap growth, and the smallest heap that still runs.
 soak: venv

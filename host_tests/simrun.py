@@ -6,7 +6,7 @@ import sys
 import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from simlib import brokers, faults  # noqa: E402

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, ".")
 if sys.implementation.name != "micropython":
-    sys.path.insert(0, "host_tests/shims")   # cryptolib for CPython; MicroPython has its own
+    sys.path.insert(0, "tools/shims")   # cryptolib for CPython; MicroPython has its own
 
 try:
     from time import ticks_diff, ticks_us

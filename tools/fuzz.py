@@ -27,7 +27,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "host_tests", "shims")):
+for p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tools", "shims")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
@@ -50,7 +50,7 @@ class Violation(AssertionError):
 
 
 def _vectors(name):
-    with open(os.path.join(ROOT, "host_tests", "vectors", name)) as f:
+    with open(os.path.join(ROOT, "tools", "vectors", name)) as f:
         return json.load(f)
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 # CPython has no MicroPython cryptolib: the simulated CGM encrypts through the same AES-ECB shim the
 # tests use, so the firmware's own CCM code builds the frames.
-sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 from firmware.core import config as config_mod  # noqa: E402  (the firmware's own validator)
 from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402

@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from firmware.shell.outage_queue import OutageQueue
+from host_tests.paths import ROOT
 
-SCRATCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "build", "test_outage_powercut_%d" % os.getpid())
+SCRATCH = os.path.join(ROOT, "build", "test_outage_powercut_%d" % os.getpid())
 
 
 class PowerCut(Exception):

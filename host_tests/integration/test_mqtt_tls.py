@@ -2,113 +2,15 @@
 # and a password file made at test time. Followers use a second, plain listener of the same broker.
 # Also: Home Assistant discovery at a follower, and no secret of the gateway's config anywhere a follower
 # or the event log can see.
-import datetime
 import json
 import os
 import subprocess
 import time
 
-import pytest
 
 from host_tests.simrun import Follower, trace
-from host_tests.test_mqtt_helpers import BackgroundSim
-
-SERVER_NAME = "broker.test"
-MQTT_USER = "gateway"
-SECRETS = {
-    "mqtt_password": "Pw-9f2c7e1a-mqtt",
-    "wifi_password": "Wifi-5b8d3c-secret",
-    "bind_key": "d4e5f60718293a4b5c6d7e8f90a1b2c3",
-    "cmd_secret": "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718",
-}
-
-
-def _certs(d):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def cert(subject, issuer, key, sign_key, ca, sans=()):
-        b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(days=1))
-             .not_valid_after(now + datetime.timedelta(days=7))
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
-        return b.sign(sign_key, hashes.SHA256())
-
-    def pem(c):
-        return c.public_bytes(serialization.Encoding.PEM)
-
-    ca_key, wrong_key, srv_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    (d / "ca.pem").write_bytes(pem(cert("Nightstand test CA", "Nightstand test CA", ca_key, ca_key, True)))
-    (d / "wrong-ca.pem").write_bytes(pem(cert("Some other CA", "Some other CA", wrong_key, wrong_key, True)))
-    (d / "server.pem").write_bytes(pem(cert(SERVER_NAME, "Nightstand test CA", srv_key, ca_key, False,
-                                            (SERVER_NAME,))))
-    (d / "server.key").write_bytes(srv_key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.TraditionalOpenSSL,
-                                                         serialization.NoEncryption()))
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory):
-    from simlib import brokers
-    exe = brokers.find_mosquitto()
-    passwd = next((p for p in ("/usr/bin/mosquitto_passwd", "/usr/sbin/mosquitto_passwd")
-                   if os.path.exists(p)), None)
-    if not exe or not passwd:
-        pytest.fail("mosquitto and mosquitto_passwd are needed (apt-get install -y mosquitto)")
-    # Not under pytest's tmp dir (mode 0700): mosquitto started as root drops to its own user before
-    # it reads certificates and the password file, so they must be reachable by any user.
-    import pathlib
-    import tempfile
-    d = pathlib.Path(tempfile.mkdtemp(prefix="nightstand-tls-"))
-    _certs(d)
-    subprocess.run([passwd, "-b", "-c", str(d / "passwd"), MQTT_USER, SECRETS["mqtt_password"]],
-                   check=True, capture_output=True)
-    os.chmod(d, 0o755)
-    for p in d.iterdir():
-        os.chmod(p, 0o644)
-    tls_port, plain_port = brokers.free_port(), brokers.free_port()
-    conf = d / "mosquitto.conf"
-    conf.write_text(
-        "per_listener_settings true\npersistence false\n"
-        "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\npassword_file %s\n"
-        "allow_anonymous false\n"
-        "listener %d 127.0.0.1\nallow_anonymous true\n"
-        % (tls_port, d / "ca.pem", d / "server.pem", d / "server.key", d / "passwd", plain_port))
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if not (brokers.wait_port("127.0.0.1", tls_port, 10, proc)
-            and brokers.wait_port("127.0.0.1", plain_port, 10, proc)):
-        proc.kill()
-        pytest.fail("mosquitto with TLS did not start: %s" % proc.stderr.read().decode()[-500:])
-    yield {"dir": d, "tls_port": tls_port, "plain_port": plain_port}
-    proc.terminate()
-    proc.wait(5)
-    import shutil
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def _gateway_files(tmp_path, gateway, ca):
-    cfg = tmp_path / "tlscfg.json"
-    cfg.write_text(json.dumps({"gateway_id": gateway["id"],
-                               "mqtt": {"tls": True, "ca": str(ca), "server_name": SERVER_NAME,
-                                        "user": MQTT_USER}}))
-    sec = tmp_path / "tlssecrets.json"
-    sec.write_text(json.dumps({
-        "mqtt": {"password": SECRETS["mqtt_password"]},
-        "wifi": {"networks": [{"ssid": "home", "password": SECRETS["wifi_password"]}]},
-        "sensor": {"bind_key": SECRETS["bind_key"]},
-        "commands": {"secret": SECRETS["cmd_secret"]},
-    }))
-    return cfg, sec
-
+from host_tests.background import BackgroundSim
+from host_tests.tls_broker import SECRETS, SERVER_NAME, gateway_files
 
 class EverythingFollower(Follower):
     """Subscribes to every topic on the broker, not only the gateway's prefix."""
@@ -124,7 +26,7 @@ class EverythingFollower(Follower):
 
 
 def test_tls_with_the_right_ca_and_password_connects_and_no_secret_leaks(tmp_path, tls_broker, gateway):
-    cfg, sec = _gateway_files(tmp_path, gateway, tls_broker["dir"] / "ca.pem")
+    cfg, sec = gateway_files(tmp_path, gateway, tls_broker["dir"] / "ca.pem")
     prefix = gateway["prefix"]
     f = EverythingFollower(tls_broker["plain_port"])
     rows = [(m, 120 + m % 7) for m in range(0, 150, 5)]
@@ -177,7 +79,7 @@ def test_tls_with_the_right_ca_and_password_connects_and_no_secret_leaks(tmp_pat
 
 
 def test_tls_with_a_wrong_ca_refuses_to_connect_and_shows_cloud_silent(tmp_path, tls_broker, gateway):
-    cfg, sec = _gateway_files(tmp_path, gateway, tls_broker["dir"] / "wrong-ca.pem")
+    cfg, sec = gateway_files(tmp_path, gateway, tls_broker["dir"] / "wrong-ca.pem")
     prefix = gateway["prefix"]
     f = Follower(tls_broker["plain_port"], prefix)
     rows = [(m, 120) for m in range(0, 20, 5)]

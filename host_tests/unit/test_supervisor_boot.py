@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 
 
 def _src(name):

@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 
 PROBE = """

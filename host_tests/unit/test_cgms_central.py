@@ -13,7 +13,7 @@ from collections import deque
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from firmware.sensor import cgms  # noqa: E402

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from host_tests.paths import VECTORS
 from host_tests.simrun import Follower, first, patterns, run_sim, trace
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _config(tmp_path, gateway, **sensor):
@@ -80,7 +80,7 @@ def test_cgms_gap_is_backfilled_in_order_and_never_alarms(tmp_path, mosquitto, g
 
 
 def _vector_adverts(tmp_path):
-    with open(os.path.join(HERE, "vectors", "open_broadcast_v1.json")) as f:
+    with open(os.path.join(VECTORS, "open_broadcast_v1.json")) as f:
         v = json.load(f)
     path = tmp_path / "capture.jsonl"
     with open(path, "w") as out:

@@ -6,7 +6,7 @@
 #
 # `make test` runs the CI subset (marked CI below, about two minutes); NIGHTSTAND_FAULTS=all runs the whole
 # matrix (`make test-faults`). The outage queue's power cut at every byte offset is
-# host_tests/test_outage_powercut.py; the crash hook and its timing are issue 4's (test_sim_faults.py):
+# host_tests/faults/test_outage_powercut.py; the crash hook and its timing are issue 4's (test_sim_faults.py):
 # here a crash is one more fault in the middle of an outage and a low.
 import json
 import os
@@ -309,7 +309,7 @@ def test_flash_full_during_an_outage(tmp_path, mosquitto, gateway, rec):
 def test_power_cut_in_an_outage_loses_nothing_on_flash(tmp_path, mosquitto, gateway, rec):
     """kill -9 the firmware (a power cut) while readings of an outage sit in the flash queue; at power-on
     with the same data dir they are replayed in order. The cut at every byte offset of a queue write is
-    host_tests/test_outage_powercut.py (CPython, the same module)."""
+    host_tests/faults/test_outage_powercut.py (CPython, the same module)."""
     from simlib.brokers import free_port
     data, port = str(tmp_path / "data"), free_port()
     rows = [(m, 120 - m // 5) for m in range(0, 40, 5)]
@@ -351,7 +351,7 @@ def test_crashing_tasks_in_an_outage_during_a_low(tmp_path, mosquitto, gateway, 
 
 
 # ---- TLS certificate mismatch (issue 6's test broker: CA, server certificate and password made at test time)
-from host_tests.test_mqtt_tls import _gateway_files, tls_broker  # noqa: E402,F401
+from host_tests.tls_broker import gateway_files  # noqa: E402  (the tls_broker fixture is in conftest.py)
 
 
 @full_only
@@ -362,7 +362,7 @@ def test_tls_wrong_ca_alarms_locally_queues_and_delivers_once_the_ca_is_fixed(tm
     data, port = str(tmp_path / "data"), free_port()
     r = faults.Recorder(tls_broker["plain_port"], gateway["prefix"], client_id="rec-" + gateway["id"])
     try:
-        wrong, sec = _gateway_files(tmp_path, gateway, tls_broker["dir"] / "wrong-ca.pem")
+        wrong, sec = gateway_files(tmp_path, gateway, tls_broker["dir"] / "wrong-ca.pem")
         rows = [(0, 120), (5, 118), (10, 60), (15, 50), (20, 52), (25, 90), (30, 110)]
         rc, evs, err = faults.run(tmp_path, rows, tls_broker["tls_port"], "--config", wrong, "--secrets", sec,
                                   "--data", data, "--proxy-port", port, "--drain-s", "0", "--tail-s", "120",

@@ -11,7 +11,7 @@ import pytest
 
 from firmware.core import board as board_schema
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 
 
 def _board_cfg(name):

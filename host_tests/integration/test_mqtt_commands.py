@@ -7,9 +7,9 @@ import sys
 import time
 
 from host_tests.simrun import Follower, trace
-from host_tests.test_mqtt_helpers import BackgroundSim
+from host_tests.background import BackgroundSim
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 SECRET = "5e1f0c2b3a4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f"
 FORGED = "00112233445566778899aabbccddeeff0011223344556677"
 

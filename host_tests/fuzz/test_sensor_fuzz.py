@@ -8,12 +8,12 @@ from firmware.sensor import cgms
 from firmware.sensor import open_broadcast as ob
 from firmware.sensor.counter_store import MemoryCounterStore
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import VECTORS
 _RUNS = 4000
 
 
 def _load(name):
-    with open(os.path.join(_ROOT, "host_tests", "vectors", name)) as f:
+    with open(os.path.join(VECTORS, name)) as f:
         return json.load(f)
 
 

@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import deploy  # noqa: E402

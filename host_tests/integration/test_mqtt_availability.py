@@ -6,7 +6,7 @@ import signal
 import time
 
 from host_tests.simrun import Follower, trace
-from host_tests.test_mqtt_helpers import BackgroundSim
+from host_tests.background import BackgroundSim
 
 KEEPALIVE_S = 30            # the default: the broker drops a client silent for 1.5x this
 DEAD_WITHIN_S = 45

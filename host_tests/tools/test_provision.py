@@ -5,7 +5,7 @@ import os
 import stat
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import provision  # noqa: E402

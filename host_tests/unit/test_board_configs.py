@@ -8,7 +8,7 @@ import pytest
 from firmware.core import board
 from firmware.core.config import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 DIR = os.path.join(ROOT, "board_configs")
 NAMES = sorted(f[:-5] for f in os.listdir(DIR) if f.endswith(".json"))
 ESP32 = [n for n in NAMES if json.load(open(os.path.join(DIR, n + ".json"))).get("kind") == "esp32"]

@@ -6,7 +6,7 @@ import sys
 
 from firmware.core import commands
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 SECRET = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f00112233445566778899aabbccddeeff"
 
 
