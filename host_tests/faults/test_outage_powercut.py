@@ -162,7 +162,7 @@ def test_power_cut_during_every_append_of_many_laps(scratch):
     checked = 0
     for i in range(1, 70):
         fills = (None, 0xFF, 0x00) if i % 4 == 0 else (None, 0xFF)
-        before, after, results = _sweep(base, capacity, lambda q: q.append(payload(i)), fills)
+        before, after, results = _sweep(base, capacity, lambda q, i=i: q.append(payload(i)), fills)
         assert after[0][-1] == payload(i)
         _check_torn_append(before, after, results)
         checked += len(results)
@@ -241,7 +241,7 @@ def test_power_cut_when_the_ring_wraps_past_an_unsent_record_in_the_tail(scratch
     assert q._hpos >= q._w and q._w + 11 + len(varied(78)) > capacity   # the case under test
     q.close()
     for i in (78, 79, 80):
-        before, after, results = _sweep(base, capacity, lambda q: q.append(varied(i)))
+        before, after, results = _sweep(base, capacity, lambda q, i=i: q.append(varied(i)))
         _check_torn_append(before, after, results)
         q = OutageQueue(base, capacity)
         q.append(varied(i))

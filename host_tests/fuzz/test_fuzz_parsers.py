@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from host_tests.simrun import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import fuzz  # noqa: E402
+import fuzz
 
 # No example database in the tree (.hypothesis/): every run is the same seeded-plus-random search.
 settings.register_profile("nightstand-fuzz", database=None)

@@ -8,7 +8,7 @@ import pytest
 from host_tests.simrun import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import soak  # noqa: E402
+import soak
 
 # A heap the firmware runs in today with room to spare: a week holds at 84wK (README "Proof", finding 6;
 # tools/soak.py --bisect finds the smallest). 104wK keeps 20 K words of margin for a loaded CI machine and

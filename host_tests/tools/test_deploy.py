@@ -11,7 +11,7 @@ import pytest
 from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import deploy  # noqa: E402
+import deploy
 
 BOARDS = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "board_configs"))
                 if f.endswith(".json") and json.load(open(os.path.join(ROOT, "board_configs", f)))
@@ -41,7 +41,7 @@ def test_dry_run_sequence_for_each_board(board, capsys, tmp_path):
     cfg, sec = _configs(tmp_path)
     rc, lines, _ = _dry(capsys, "--board", board, "--config", cfg, "--secrets", sec)
     assert rc == 0
-    remote = [l for l in lines if l.startswith("mpremote")]
+    remote = [ln for ln in lines if ln.startswith("mpremote")]
     extra = [MP + "cp main.py :main.py"] if os.path.exists(os.path.join(ROOT, "main.py")) else []
     boot = [MP + "cp boot.py :boot.py"] if os.path.exists(os.path.join(ROOT, "boot.py")) else []
     assert remote == [
@@ -60,7 +60,7 @@ def test_dry_run_sequence_for_each_board(board, capsys, tmp_path):
         MP + "reset",
     ]
     # Every firmware module is compiled (at -O0) before the copy; the simulator's modules are not.
-    compiled = [l.split()[-1] for l in lines if l.startswith("mpy-cross -O0 -o build/deploy/%s/" % board)]
+    compiled = [ln.split()[-1] for ln in lines if ln.startswith("mpy-cross -O0 -o build/deploy/%s/" % board)]
     assert "firmware/hal/esp32.py" in compiled and "firmware/core/config.py" in compiled
     assert "firmware/hal/host.py" not in compiled
     first_cp = lines.index(MP + "cp -r build/deploy/%s/firmware :" % board)
@@ -72,7 +72,7 @@ def test_dry_run_sequence_for_each_board(board, capsys, tmp_path):
 def test_dry_run_without_config_copies_none(capsys):
     rc, lines, _ = _dry(capsys, "--board", "esp32_devkitc", "--no-config")
     assert rc == 0
-    assert not any(":config.json" in l or ":secrets.json" in l for l in lines)
+    assert not any(":config.json" in ln or ":secrets.json" in ln for ln in lines)
 
 
 def test_provisioned_files_in_the_current_directory_are_used(capsys, tmp_path, monkeypatch):
@@ -168,10 +168,10 @@ def test_real_run_follows_the_dry_run(capsys):
     assert _run("esp32s3_devkitc1", fake) == 0
     ran = [[os.path.basename(c[0])] + c[1:] for c in fake.calls]
     printed = []
-    for l in lines:
-        if l.startswith("#"):
+    for ln in lines:
+        if ln.startswith("#"):
             continue
-        first = l.split(" || ")[0]
+        first = ln.split(" || ")[0]
         printed.append(deploy.shlex.split(first))
     assert ran == printed
 

@@ -8,8 +8,8 @@ import sys
 from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import provision  # noqa: E402
-from firmware.core import config  # noqa: E402
+import provision
+from firmware.core import config
 
 KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
 

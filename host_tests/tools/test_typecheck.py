@@ -8,7 +8,7 @@ import pytest
 from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import typecheck  # noqa: E402
+import typecheck
 
 pytest.importorskip("mypy")
 

@@ -16,9 +16,9 @@ import pytest
 from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from firmware.sensor import cgms  # noqa: E402
-from firmware.shell import cgms_central  # noqa: E402
-from simlib.cgms_peer import encode_record, feature_value  # noqa: E402
+from firmware.sensor import cgms
+from firmware.shell import cgms_central
+from simlib.cgms_peer import encode_record, feature_value
 
 ADDR = "c4:7a:01:22:33:44"
 SPEED = 200          # fake clock ms per real ms: a 60 s backoff takes 0.3 s
