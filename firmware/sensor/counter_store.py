@@ -17,11 +17,7 @@
 import json
 import os
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _EVERY = const(10)
 _MAX_IDS = const(4)  # one configured sensor, plus a few past ones (a sensor swap) at most

@@ -11,11 +11,7 @@ from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
 from firmware.shell.uplink import Uplink, forget as _forget, open_queue
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _TICK_MS = const(1000)         # core judgement period: link silence is judged to the second
 _HEALTH_MS = const(60000)      # health topic period

@@ -1,9 +1,5 @@
 # Radio tasks: the first hop of the alarm path. Sensor frames in, readings to the core, nothing else.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 # Finite scan windows: aioble keeps one result per address for a scan's whole duration, and rotating
 # random addresses would grow that set without bound. 10 s windows bound it to one window's devices.

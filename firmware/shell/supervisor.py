@@ -16,11 +16,7 @@ from firmware.core.faults import ClockWatch, HeapWatch
 from firmware.shell.clock import hang_bound_ms
 from firmware.shell.crashlog import CrashLog
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 CRITICAL = ("radio", "tick", "player")
 # Board watchdog: 10 s. The monitor feeds it every second, so nine missed feeds are slack for a slow
