@@ -20,7 +20,7 @@ except ImportError:                      # CPython
     def ticks_diff(a, b):
         return a - b
 
-from firmware.sensor.counter_store import MemoryCounterStore
+from firmware.shell.counter_store import MemoryCounterStore
 from firmware.sensor.open_broadcast import BroadcastReceiver, encode_frame
 
 _RUNS = 7        # median of 7 runs: steady against a scheduler hiccup

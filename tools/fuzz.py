@@ -35,7 +35,7 @@ from firmware.core import commands as cmd_mod  # noqa: E402
 from firmware.core import config as config_mod  # noqa: E402
 from firmware.sensor import cgms  # noqa: E402
 from firmware.sensor import open_broadcast as ob  # noqa: E402
-from firmware.sensor.counter_store import MemoryCounterStore  # noqa: E402
+from firmware.shell.counter_store import MemoryCounterStore  # noqa: E402
 from firmware.shell.outage_queue import OutageQueue  # noqa: E402
 from simlib import trace as trace_mod  # noqa: E402
 

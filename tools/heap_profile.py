@@ -42,7 +42,7 @@ HOST_ONLY = ("firmware.hal.host", "firmware.hal.virtual_aioble", "firmware.hal.v
 # loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage
 # queue and umqtt (imported by the uplink thread).
 ENTRY = ("firmware.hal.host", "firmware.shell.app", "firmware.shell.config_store",
-         "firmware.sensor.open_broadcast", "firmware.sensor.counter_store", "firmware.shell.outage_queue",
+         "firmware.sensor.open_broadcast", "firmware.shell.counter_store", "firmware.shell.outage_queue",
          "umqtt.simple")
 BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
              "firmware.core.alarm_schema", "firmware.core.checks")

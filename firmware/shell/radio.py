@@ -14,7 +14,7 @@ def make_receiver(cfg, data_dir):
     s = cfg["sensor"]
     if s["kind"] == "broadcast":
         from firmware.sensor.open_broadcast import BroadcastReceiver
-        from firmware.sensor.counter_store import FileCounterStore
+        from firmware.shell.counter_store import FileCounterStore
         return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
     # cgms: the central task (firmware/shell/cgms_central.py) owns the connection; the tracker is
     # its state that must outlive a crashed-and-restarted task (what was delivered, open gaps).

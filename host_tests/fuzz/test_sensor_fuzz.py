@@ -6,7 +6,7 @@ import random
 
 from firmware.sensor import cgms
 from firmware.sensor import open_broadcast as ob
-from firmware.sensor.counter_store import MemoryCounterStore
+from firmware.shell.counter_store import MemoryCounterStore
 
 from host_tests.paths import VECTORS
 _RUNS = 4000

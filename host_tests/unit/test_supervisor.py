@@ -304,7 +304,7 @@ def test_low_heap_and_unsynchronised_clock_are_faults_not_crashes(tmp_path):
 
 
 def test_replay_counter_file_trouble_is_a_fault_until_a_write_works(tmp_path):
-    from firmware.sensor.counter_store import FileCounterStore
+    from firmware.shell.counter_store import FileCounterStore
     app = App(tmp_path)
     (tmp_path / "counters.json").write_text("{not json")
 

@@ -1,4 +1,5 @@
-# Replay counters of the Open CGM broadcast, kept across reboots (shell side: it touches flash).
+# Replay counters of the Open CGM broadcast, kept across reboots (shell: it writes flash; the decoder in
+# firmware/sensor/open_broadcast.py only calls get/put on whichever store it is given).
 #
 # Write policy: a counter is written to flash when it has moved `every` (default 10) past the value
 # last written, and always the first time after boot. With a bridge sending one frame a minute that
