@@ -4,6 +4,7 @@ import json
 import os
 
 from firmware.core import config
+from firmware.shell.files import write_atomic
 
 _LAST_GOOD = "/config.last_good.json"
 
@@ -64,8 +65,6 @@ def _save_last_good(data_dir, layers):
     except OSError:
         pass
     try:
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.rename(path + ".tmp", path)
+        write_atomic(path, text)
     except OSError:
         pass  # no writable data dir: the gateway still runs on the config it has

@@ -11,14 +11,15 @@
 # show a slightly old value but never a made-up one. flush() (called by the shell before an orderly
 # reset) writes the newest value and closes that window.
 #
-# Writes are atomic: the new content goes to <path>.tmp, then os.rename replaces the old file, so a
+# Writes are atomic (firmware/shell/files.py): the new content goes to <path>.tmp, then a rename, so a
 # power cut leaves either the old or the new file, never a torn one. A failure is never silent:
 # `error` holds the problem (an unreadable file at boot, a failed write) until a write works again; the
 # supervisor shows it as the `counters` fault. The radio path goes on either way.
 import json
-import os
 
 from micropython import const
+
+from firmware.shell.files import write_atomic
 
 _EVERY = const(10)
 _MAX_IDS = const(4)  # one configured sensor, plus a few past ones (a sensor swap) at most
@@ -94,17 +95,9 @@ class FileCounterStore:
                 if low is None or c[k] < c[low]:
                     low = k
             del c[low]
-        tmp = self.path + ".tmp"
         try:
-            with open(tmp, "w") as f:
-                f.write(json.dumps(dict((str(k), v) for k, v in c.items())))
-            try:
-                os.rename(tmp, self.path)
-            except OSError:
-                # FAT refuses to rename over a file; LittleFS (the ESP32 default) and POSIX do not.
-                # The temp file holds the value meanwhile, and _load reads it if this cut short.
-                os.remove(self.path)
-                os.rename(tmp, self.path)
+            # on FAT a cut between the two renames leaves <path>.tmp alone: _load reads it then
+            write_atomic(self.path, json.dumps(dict((str(k), v) for k, v in c.items())))
         except OSError as e:
             self.error = "counter file write failed: %r" % (e,)
             return
