@@ -385,3 +385,7 @@ class AlarmEngine:
 
     def is_night(self):
         return self._is_night
+
+    def led_percent(self):
+        """The LED brightness night mode asks for now: the schedule's percent at night, 100 by day."""
+        return self.night.led_percent if self._is_night else 100

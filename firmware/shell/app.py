@@ -103,8 +103,7 @@ class App:
             if rx is not None:
                 self.gw.on_cloud_ok(rx)
             self.gw.tick(now, self.clock.wall_ms())
-            self.player.led_percent = (self.cfg["night"]["led_percent"]
-                                       if self.gw.alarms.is_night() else 100)
+            self.player.led_percent = self.gw.alarms.led_percent()
             self.flush()
             await self.clock.sleep_ms(_TICK_MS)
 

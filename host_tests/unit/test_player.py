@@ -132,7 +132,7 @@ def test_each_step_checks_in_and_a_crash_silences_the_buzzer():
 
 
 def test_night_dims_the_heartbeat_but_never_an_urgent_low_or_silence():
-    from firmware.shell.player import night_dim
+    from firmware.core.night import dim as night_dim
     assert night_dim((0, 160, 0), "ok", 10) == (0, 16, 0)
     assert night_dim((0, 5, 0), "ok", 10) == (0, 1, 0)          # dimmed, never dark
     assert night_dim((255, 60, 0), "low", 10) == (25, 6, 0)
