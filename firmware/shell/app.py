@@ -161,8 +161,7 @@ def _load_config(data_dir):
     imports them afresh). A function of its own, so no frame that lives on keeps the module."""
     from firmware.shell import config_store
     out = config_store.load(data_dir)
-    for name in ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-                 "firmware.core.alarm_schema", "firmware.core.checks"):
+    for name in config_store.BOOT_ONLY:
         _forget(name)
     return out
 

@@ -8,6 +8,12 @@ from firmware.shell.files import write_atomic
 
 _LAST_GOOD = "/config.last_good.json"
 
+# The modules only the config load needs: this loader, the validator and every schema table. The app
+# drops them once the config is loaded (firmware/shell/app.py); tools/heap_profile.py reports them as
+# boot only. A new schema module the loader imports belongs here.
+BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
+             "firmware.core.alarm_schema", "firmware.core.checks")
+
 
 def _read(path):
     try:
