@@ -1,9 +1,10 @@
-# Gateway config: defaults, merge of partial files, and validation that names the bad key.
+# Gateway config: defaults, merge of partial files, and validation that names the bad key, in the one
+# idiom of checks.py. SCHEMA is composed of the components' schemas; each key is declared once, with
+# the code it configures where that code keeps its own (commands_schema.py, alarm_schema.py).
 # The same code runs on the board, in the host runtime and in tools/provision.py.
-
-
-from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range
-from firmware.core.checks import num_range as _num_range, one_of as _one_of, str_ as _str
+from firmware.core import alarm_schema, commands_schema
+from firmware.core.checks import ConfigError, bool_ as _bool, defaults as _defaults, int_range as _int_range
+from firmware.core.checks import merge as _merge, num_range as _num_range, one_of as _one_of, str_ as _str
 
 
 def _hex_key(v):
@@ -76,62 +77,29 @@ SCHEMA = {
     "wifi": {
         "networks": ([], _wifi_list),
     },
+    # Authenticated remote commands (commands.secret, commands.max_age_s).
+    "commands": commands_schema.SCHEMA["commands"],
+    # Alarm thresholds (mg/dL or mmol/L), persistence, snooze, escalation; the night schedule.
+    "alarms": alarm_schema.SCHEMA["alarms"],
+    "night": alarm_schema.SCHEMA["night"],
 }
 
 # Keys whose values never appear in a log, topic or event.
-SECRET_KEYS = ("sensor.bind_key", "mqtt.password", "wifi.networks")
-
-# Authenticated remote commands: their keys (commands.secret, commands.max_age_s) live with the code
-# that checks them.
-from firmware.core.commands_schema import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402
-
-SCHEMA.update(COMMANDS_SCHEMA_EXTRA)
-SECRET_KEYS = SECRET_KEYS + SECRET_KEYS_EXTRA
-
-# Alarm thresholds (mg/dL or mmol/L), persistence, snooze, escalation and the night schedule live with
-# the alarm engine (its boot-only checkers in alarm_schema.py).
-from firmware.core.alarm_schema import ALARM_SCHEMA_EXTRA, check as _check_alarms  # noqa: E402
-
-SCHEMA["alarms"] = ALARM_SCHEMA_EXTRA["alarms"]
-SCHEMA["night"] = dict(ALARM_SCHEMA_EXTRA["night"])
-# Night mode needs local time: the board's NTP clock is UTC, so the family gives their offset.
-SCHEMA["night"]["utc_offset_min"] = (0, _int_range(-720, 840))
+SECRET_KEYS = ("sensor.bind_key", "mqtt.password", "wifi.networks") + commands_schema.SECRET_KEYS
 
 
 def defaults(schema=SCHEMA):
-    out = {}
-    for k, spec in schema.items():
-        if type(spec) is dict:
-            out[k] = defaults(spec)
-        else:
-            d = spec[0]
-            out[k] = list(d) if type(d) is list else d
-    return out
+    return _defaults(schema)
 
 
 def merge(base, over, schema=SCHEMA, path=""):
     """Return base updated with over; refuses unknown keys and bad values by dotted name."""
-    if type(over) is not dict:
-        raise ConfigError(path or "(top)", "must be a JSON object")
-    out = dict(base)
-    for k, v in over.items():
-        key = path + k
-        spec = schema.get(k)
-        if spec is None:
-            raise ConfigError(key, "unknown key")
-        if type(spec) is dict:
-            out[k] = merge(base.get(k, {}), v, spec, key + ".")
-        else:
-            why = spec[1](v)
-            if why:
-                raise ConfigError(key, why)
-            out[k] = v
-    return out
+    return _merge(base, over, schema, path)
 
 
 def check_consistency(cfg):
     """Rules that span keys. Raises ConfigError naming the key to fix."""
-    _check_alarms(cfg["alarms"])  # after mmol/L -> mg/dL conversion; raises ConfigError
+    alarm_schema.check(cfg["alarms"])  # after mmol/L -> mg/dL conversion; raises ConfigError
     from firmware.core.alarm_config import to_mgdl
     a = to_mgdl(cfg["alarms"])
     if a["dead_band"] >= (a["high"] - a["low"]) / 2:
