@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 # CPython has no MicroPython cryptolib: the simulated CGM encrypts through the same AES-ECB shim the
 # tests use, so the firmware's own CCM code builds the frames.
-sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 from firmware.core import config as config_mod  # noqa: E402  (the firmware's own validator)
 from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402
@@ -386,6 +386,9 @@ class Sim:
         cfg_path, sec_path = self.write_fw_config(workdir)
         prefix = self.cfg["mqtt"]["prefix"] + "/" + self.cfg["gateway_id"]
         self.sub = Subscriber(broker_host, broker_port, prefix)
+        if args.events and os.path.dirname(args.events):
+            # `make sim` writes build/sim-events.jsonl: a fresh clone has no build/ yet.
+            os.makedirs(os.path.dirname(args.events), exist_ok=True)
         self.events_out = open(args.events, "w") if args.events else sys.stdout
         env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
                    NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,

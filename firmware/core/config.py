@@ -2,7 +2,7 @@
 # The same code runs on the board, in the host runtime and in tools/provision.py.
 
 
-from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range  # noqa: F401
+from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range
 from firmware.core.checks import num_range as _num_range, one_of as _one_of, str_ as _str
 
 
