@@ -6,8 +6,8 @@
 
 Prints one table (figure, value, target, met/missed) and writes bench/results.json with every figure and
 the raw details, and bench/RESULTS.md (the same table in Markdown: the figures the docs point at; it is
-committed, results.json is not). Each part runs the real firmware (tools/sim.py and the benches beside it) against a real
-mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
+committed, results.json is not). Each part runs the real firmware (tools/sim.py and the benches beside
+it) against a real mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
   latency   alarm latency p50/p99 with the broker healthy, hung and down, and the ratios (tools/bench_latency.py)
   adverts   CPU per irrelevant advertisement in the firmware's own code (tools/bench_adverts.py, micropython)
   soak      seven simulated days at 64wK with --noise 200; smallest heap that runs and its 7-day growth

@@ -31,8 +31,8 @@ from firmware.core import config as config_mod  # noqa: E402  (the firmware's ow
 from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402
 from simlib.proxy import BrokerProxy  # noqa: E402
 
-# Fault events beyond the trace format of docs/simulator.md (docs/testing.md, fault matrix): a half-open broker path, DNS failing,
-# flash full. tools/simlib/trace.py validates event names against this tuple.
+# Fault events beyond the trace format of docs/simulator.md (docs/testing.md, fault matrix): a half-open
+# broker path, DNS failing, flash full. tools/simlib/trace.py validates event names against this tuple.
 trace_mod.EVENTS = trace_mod.EVENTS + ("broker_halfopen", "dns_down", "dns_up", "flash_full", "flash_ok")
 
 DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
