@@ -93,6 +93,8 @@ class G6Memory:
         self.battery_at = None    # ticks of the last battery reading
         self.state = None         # the source state last said
         self.last_rx = None       # ticks of the last usable reading
+        self.gap_from = None      # transmitter seconds from which a backfill is still owed
+        self.seen = []            # timestamps delivered in the last 3 h (at most 40): nothing twice
 
 
 class _Fail(Exception):
@@ -263,11 +265,15 @@ class G6Central:
                 m.battery_at = at
                 self._emit("battery", status=g6.status_name(b[0]), volt_a=b[1], volt_b=b[2],
                            runtime_days=b[4])
-            if prev is not None and g.timestamp - prev > _GAP_S:
+            if prev is not None and g.timestamp - prev > _GAP_S and m.gap_from is None:
+                m.gap_from = prev + 1
+            if m.gap_from is not None:
+                # Owed until a backfill succeeds: a failed one is asked again next window.
                 self.step = "backfill"
                 first = g.timestamp - _BACKFILL_MAX_S
-                first = prev + 1 if prev + 1 > first else first
+                first = m.gap_from if m.gap_from > first else first
                 await self._backfill(control, backfill, first, g.timestamp - 1, now_tx, start, at)
+                m.gap_from = None
             self.step = "disconnect"
             try:
                 await control.write(g6.DISCONNECT, False)
@@ -365,8 +371,11 @@ class G6Central:
                 else:
                     self._emit("withheld", why)   # display-only or a special code: never alarms
             return False
-        if m.last_ts is not None and g.timestamp <= m.last_ts and not backfilled:
-            return False          # the same measurement as last window: nothing new
+        if g.timestamp in m.seen or (not backfilled and m.last_ts is not None and g.timestamp <= m.last_ts):
+            return False          # already delivered: the same measurement as last window
+        m.seen.append(g.timestamp)
+        if len(m.seen) > 40:
+            m.seen.pop(0)
         status = _ST_BATTERY_LOW if g.status == g6.STATUS_LOW_BATTERY else 0
         minutes = None if start is None else (g.timestamp - start) // 60
         r = Reading(self.tx_id, g.timestamp, g.mgdl, g.trend_mgdl_min(), minutes, status,
