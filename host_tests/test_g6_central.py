@@ -444,17 +444,13 @@ def test_mistyped_last_characters_are_hinted_while_searching():
 def test_slot_taken_by_another_receiver_is_named_then_clears():
     tx = _tx()
     tx.take_slot(g6t.ALTERNATE, "t:slim X2")
-    app_box = {}
-
-    def free_slot_later(app):
-        app_box["app"] = app
 
     def until(a):
         if len(a.board.ble.log) >= 4 and tx.slots[g6t.ALTERNATE] == "t:slim X2":
             assert "another receiver" in a.gw.faults["g6_slot"]
             tx.slots[g6t.ALTERNATE] = None      # the pump is gone
         return len(a.gw.readings) >= 1
-    app = _run(tx, until, 30 * MIN, setup=free_slot_later)
+    app = _run(tx, until, 30 * MIN)
     assert tx.events[0]["event"] == "g6_slot_taken"
     assert app.sources() == ["slot_taken", "up"]
     assert "g6_slot" not in app.gw.faults and "g6_auth" not in app.gw.faults
@@ -508,7 +504,7 @@ def test_a_40_minute_gap_is_backfilled_in_order_after_the_live_reading():
     assert not rs[i - 1][1] and rs[i - 1][0] > back[-1]
     for r in app.gw.readings:
         assert r.wall_ms - WALL0 == (r.seq - 1000000) * 1000
-    assert ("backfilled", None) in [(s, None) for s, _ in app.g6("backfilled")]
+    assert [e["records"] for e in app.board.events if e.get("state") == "backfilled"] == [len(back)]
     req = [d for c, d in app.board.ble.writes if c == g6t.CONTROL and d[0] == 0x50][0]
     start, end = int.from_bytes(req[4:8], "little"), int.from_bytes(req[8:12], "little")
     assert end - start <= 3 * 3600
@@ -556,3 +552,44 @@ def test_a_corrupt_backfill_is_a_counted_reject_and_live_readings_still_flow():
     assert [b for _, b in rs[:3]] == [False, False, False]
     assert [s for s, b in rs if b] == [1000400, 1000700]
     assert len({s for s, _ in rs}) == len(rs)
+
+
+def test_with_the_real_core_old_lows_in_a_backfill_never_alarm_and_a_current_low_does():
+    from firmware.core import config
+    from firmware.core.gateway import Gateway
+
+    def glucose(t):
+        k = int(t // 300)
+        if k < 2:
+            return 120
+        if k in (4, 5):
+            return 50                    # an urgent low during the gap, over by the time we are back
+        return 110 if k < 10 else 65     # back in range, then a current low
+
+    tx = _tx(glucose=glucose)
+    cfg = config.build({"sensor": {"kind": "dexcom_g6", "transmitter_id": TX_ID}})
+    alarms, back = [], []
+
+    def setup(app):
+        app.gw = Gateway(cfg, 0)
+
+    def until(a):
+        for eff in a.gw.drain():
+            if eff[0] == "event" and eff[1]["event"] == "alarm":
+                alarms.append((eff[1]["level"], eff[1]["state"], a.clock.now))
+            if eff[0] == "event" and eff[1]["event"] == "reading" and eff[1]["backfilled"]:
+                back.append(eff[1]["mgdl"])
+        n = len(a.gw.last_seq) and a.gw.last
+        if n and a.gw.last.seq >= 1000700 and not hasattr(a, "gone_at"):
+            tx.in_range = False
+            a.gone_at = a.clock.now
+        if hasattr(a, "gone_at") and not tx.in_range and a.clock.now - a.gone_at >= 40 * MIN:
+            tx.in_range = True
+        return bool(alarms) and bool(back)
+    _run(tx, until, 90 * MIN, setup=setup)
+    assert back.count(50) == 2 and len(back) >= 7      # the urgent lows were delivered, as history
+    # raised by the first live reading after the gap, within its window: no urgent low from the backfill
+    level, state, at = alarms[0]
+    assert (level, state) == ("low", "raised")
+    assert tx.window_start(at / 1000) * 1000 <= at <= tx.window_start(at / 1000) * 1000 + 15000
+    assert all(lv != "urgent_low" for lv, _, _ in alarms)
