@@ -335,6 +335,7 @@ class G6Central:
             raise _Fail("refused on this slot (taken by another receiver?)")
         self._fault("g6_slot", None)
         self.step = "bond"
+        self._alive()
         if not bonded:
             self._emit("bonding")
             await auth.write(g6.keep_alive(_KEEP_ALIVE_S), True)
@@ -345,6 +346,7 @@ class G6Central:
 
     async def _ask(self, control, req, parse):
         """Write a Control request; its reply, skipping firefly's D0 and refusing FF (invalid)."""
+        self._alive()   # a slow session (pairing, backfill) stays inside the supervisor's 30 s
         await control.write(req, True)
         end = ticks.add(self.clock.ticks_ms(), _OP_MS)
         while True:
