@@ -1,5 +1,5 @@
 # Central for a Dexcom G6 transmitter, read directly as its second receiver (source kind `dexcom_g6`,
-# CONTRACTS §7, ../shared/DEXCOM_G6.md), on the aioble surface. Readings to the core, nothing else: the
+# docs/sensors.md, ../shared/DEXCOM_G6.md), on the aioble surface. Readings to the core, nothing else: the
 # network is never on this path.
 #
 # The transmitter is visible for about 15 s every 5 minutes. One window = one short session:
@@ -385,7 +385,7 @@ class G6Central:
         wall = self.clock.wall_ms()
         if wall is not None:
             # measured (currentTime - timestamp) s before the time reply: dedup against the phone
-            # source compares measurement times (CONTRACTS §7)
+            # source compares measurement times (docs/sensors.md)
             r.wall_ms = wall - ticks.diff(self.clock.ticks_ms(), at) - g6.measured_ago_s(now_tx, g.timestamp) * 1000
         self.gw.on_reading(self.clock.ticks_ms(), r)
         self.app.flush()
