@@ -108,6 +108,9 @@ class Security:
 class Char:
     def __init__(self, conn, name):
         self.conn, self.name = conn, name
+        # aioble property bits as the transmitter declares them: firefly's auth is "INDICATE / WRITE" only
+        readable = name == g6t.AUTH and conn.link.tx.generation == "1.x"
+        self.properties = 0x28 | (0x02 if readable else 0) | (0x10 if name == g6t.BACKFILL else 0)
         self._notify_queue = deque((), 1)
         self._notify_event = asyncio.Event()
         self._iq = deque((), 1)
@@ -143,6 +146,8 @@ class Char:
         self._gatt(self.conn.link.subscribe, self.name, "indicate" if indicate else "notify")
 
     async def read(self, timeout_ms=1000):
+        if not self.properties & 0x02:
+            raise ValueError("Unsupported")          # aioble's _check(_FLAG_READ)
         return self._gatt(self.conn.link.read, self.name)
 
     async def write(self, data, response=False, timeout_ms=1000):

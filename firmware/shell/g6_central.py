@@ -61,6 +61,7 @@ _BACKFILL_MAX_S = const(10800)  # at most the last 3 h (xDrip MAX_BACKFILL_PERIO
 _GAP_S = const(450)             # 1.5 periods between two readings: a window was missed
 _BATTERY_MS = const(43200000)   # battery every 12 h, as xDrip polls it
 _ALIVE_MS = const(5000)         # longest sleep between supervisor check-ins
+_READ = const(0x02)             # aioble characteristic property bit
 _IO_NO_INPUT_OUTPUT = const(3)  # the transmitter has no display or keys: "just works" LE pairing
 _SECRETS = "/ble_secrets.json"  # aioble's bond store; the bond must survive a reboot (DEXCOM_G6.md §4)
 _ST_BATTERY_LOW = const(8)      # Reading.status bit 3
@@ -276,9 +277,11 @@ class G6Central:
                 m.gap_from = None
             self.step = "disconnect"
             try:
-                await control.write(g6.DISCONNECT, False)
+                # With response like every write here (Control declares write, not write-without-
+                # response); the transmitter may drop the link before answering: that is the goodbye.
+                await control.write(g6.DISCONNECT, True, _OP_MS)
             except Exception:
-                pass    # the transmitter drops the link on 09; the disconnect below cleans up
+                pass    # the disconnect below cleans up either way
             self._emit("done")
         except ble.DeviceDisconnectedError:
             self._emit("failed", self.step + ": disconnected")
@@ -304,11 +307,13 @@ class G6Central:
 
     async def _auth_answer(self, auth, parse):
         """Firefly indicates the answer; 1.x lets it be read. A read that returns our own request
-        (firefly) is not the answer: then the indication is waited for."""
+        (firefly) is not the answer: then the indication is waited for. aioble refuses to read a
+        characteristic without the read property (firefly's auth: "INDICATE / WRITE" only)."""
         try:
             return parse(await auth.indicated(_AUTH_IND_MS))
         except asyncio.TimeoutError:
-            pass
+            if not getattr(auth, "properties", _READ) & _READ:
+                return parse(await auth.indicated(_OP_MS))
         try:
             return parse(await auth.read(timeout_ms=_OP_MS))
         except g6.G6Error:
