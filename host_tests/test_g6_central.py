@@ -515,16 +515,37 @@ def test_a_40_minute_gap_is_backfilled_in_order_after_the_live_reading():
     assert end - start <= 3 * 3600
 
 
-def test_missed_windows_are_named_and_after_three_the_search_starts_over():
+def test_missed_windows_widen_the_scan_then_an_hourly_search_and_the_rhythm_is_kept():
     tx = _tx()
 
     def until(a):
-        if len(a.gw.readings) == 1:
+        if len(a.gw.readings) == 1 and not hasattr(a, "gone_at"):
             tx.in_range = False
-        return "down" in a.sources()
-    app = _run(tx, until, 30 * MIN)
-    assert [m for m in app.board.events if m.get("state") == "missed"][-1]["misses"] == 3
-    assert app.g6("searching")[-1] == ("searching", None)
+            a.gone_at = a.clock.now
+        if hasattr(a, "gone_at") and not tx.in_range and a.clock.now - a.gone_at >= 90 * MIN:
+            tx.in_range = True
+        return len(a.gw.readings) >= 2
+    app = _run(tx, until, 120 * MIN)
+    misses = [e["misses"] for e in app.board.events if e.get("state") == "missed"]
+    assert misses[:3] == [1, 2, 3]
+    assert "down" in app.sources() and app.sources()[-1] == "up"
+    scans = [(s, e, d) for s, e, d in app.board.ble.scans if s > app.gone_at]
+    narrow = [sc for sc in scans if sc[2] == 0.6]
+    wide = [sc for sc in scans if sc[2] == 0.3 and sc[1] - sc[0] > _SEARCH_PIECE]
+    assert len(narrow) >= 2 and all(e - s <= 40000 for s, e, _ in narrow)
+    assert wide and all(e - s <= 105000 for s, e, _ in wide)
+    # one hourly search (a whole period in 10 s pieces), and otherwise no scanning between windows:
+    # while away for 90 min the radio listened (scan time x duty) under 15 % of the time, half of the
+    # broadcast scan's flat 30 %
+    away = [(max(s, app.gone_at), min(e, app.gone_at + 90 * MIN), d) for s, e, d in scans]
+    radio = sum(max(0, e - s) * d for s, e, d in away)
+    assert radio < 0.15 * 90 * MIN, radio
+    # back in range: the next reading comes in the first window after its return
+    back = app.gone_at + 90 * MIN
+    assert app.gw.readings[1].wall_ms - WALL0 <= tx.next_window(back / 1000) * 1000 + 1000
+
+
+_SEARCH_PIECE = 10000
 
 
 def test_an_unanswered_request_times_out_and_the_next_window_is_tried():

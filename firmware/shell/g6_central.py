@@ -41,7 +41,13 @@ _PERIOD_MS = const(300000)      # the transmitter wakes every 5 min (xDrip DEXCO
 _WINDOW_MS = const(15000)       # and is visible for about 15 s (measured with a scanner app, not a spec)
 _LEAD_MS = const(15000)         # scan from 15 s before the expected window (xDrip does the same)
 _TAIL_MS = const(10000)         # and on 10 s past its end: a late wake-up is still caught
-_MISSES_FORGET = const(3)       # 15 min without hearing it: the rhythm may have moved, search again
+# The transmitter keeps its 5-minute rhythm while it is out of range, so a missed window does not lose
+# it. After 3 misses (15 min: "down") the scan widens to 45 s each side of the window at 30 % duty (the
+# box's clock may have drifted); every 12 misses (an hour) one whole period is searched, in case the
+# rhythm moved (a restarted transmitter).
+_MISSES_WIDE = const(3)
+_MISSES_SEARCH = const(12)
+_WIDE_MS = const(45000)
 # Inside the expected window the scan is passive at 60 % duty (60 ms of every 100 ms): the advertising
 # interval inside the window is undocumented, so most of the radio time goes to hearing it, for 40 s
 # in 5 min. Searching (no rhythm yet) uses the broadcast scan's 30 % (radio.py) in 10 s pieces.
@@ -162,43 +168,57 @@ class G6Central:
         while True:
             m = self.mem
             if m.window_at is None:
-                dev = await self._search()
+                dev = await self._search(0)
+                nxt = None
             else:
                 nxt = ticks.add(m.window_at, _PERIOD_MS)
-                wait = ticks.diff(nxt, self.clock.ticks_ms()) - _LEAD_MS
-                if wait > 0:
-                    await self._sleep(wait)
-                left = ticks.diff(ticks.add(nxt, _WINDOW_MS + _TAIL_MS), self.clock.ticks_ms())
-                dev = await self._scan(left if left > 1000 else 1000, _WIN_INTERVAL_US, _WIN_WINDOW_US)
+                now = self.clock.ticks_ms()
+                while ticks.diff(ticks.add(nxt, _WINDOW_MS + _TAIL_MS), now) < 0:
+                    nxt = ticks.add(nxt, _PERIOD_MS)   # windows that passed while we were busy
+                if m.misses >= _MISSES_SEARCH and m.misses % _MISSES_SEARCH == 0:
+                    # An hour unheard: one whole period at search duty, in case the rhythm moved.
+                    dev = await self._search(_PERIOD_MS + _WINDOW_MS)
+                else:
+                    wide = m.misses >= _MISSES_WIDE
+                    lead = _WIDE_MS if wide else _LEAD_MS
+                    wait = ticks.diff(nxt, self.clock.ticks_ms()) - lead
+                    if wait > 0:
+                        await self._sleep(wait)
+                    end = ticks.add(nxt, _WINDOW_MS + (_WIDE_MS if wide else _TAIL_MS))
+                    left = ticks.diff(end, self.clock.ticks_ms())
+                    if wide:
+                        dev = await self._scan(left if left > 1000 else 1000, _SEARCH_INTERVAL_US, _SEARCH_WINDOW_US)
+                    else:
+                        dev = await self._scan(left if left > 1000 else 1000, _WIN_INTERVAL_US, _WIN_WINDOW_US)
                 if dev is None:
                     self._missed(nxt)
                     continue
             heard = self.clock.ticks_ms()
             opened = await self._session(dev, heard)
-            if m.window_at is None or opened is not None:
-                # The window opened when the glucose was measured (transmitter clock); without a
-                # glucose, when we heard it (later by at most the scan latency: the lead covers that).
-                m.window_at = opened if opened is not None else heard
-                m.misses = 0
+            # The window opened when the glucose was measured (transmitter clock); without a glucose,
+            # the expected one if there was one, else when we heard it (later by at most the scan
+            # latency: the lead covers that).
+            if opened is not None:
+                m.window_at = opened
+            elif nxt is not None and ticks.diff(heard, nxt) < _PERIOD_MS // 2:
+                m.window_at = nxt
             else:
-                # heard but no glucose: this window counts as seen, the rhythm stays
-                m.window_at = ticks.add(m.window_at, _PERIOD_MS)
+                m.window_at = heard
+            m.misses = 0
 
     def _missed(self, nxt):
         m = self.mem
         m.misses += 1
         self._emit("missed", "no advert in the expected window", misses=m.misses)
-        if m.misses >= _MISSES_FORGET:
-            m.window_at = None
-            m.misses = 0
+        if m.misses == _MISSES_WIDE:
             self._source("down")
-        else:
-            m.window_at = nxt
+        m.window_at = nxt
 
-    async def _search(self):
-        """Rhythm unknown: finite scan pieces at 30 % duty until the transmitter is heard."""
+    async def _search(self, limit_ms):
+        """Finite scan pieces at 30 % duty until the transmitter is heard, or limit_ms (0: no limit)."""
         self._emit("searching", looking_for=self.name)
         told = None
+        t0 = self.clock.ticks_ms()
         while True:
             dev = await self._scan(_SEARCH_MS, _SEARCH_INTERVAL_US, _SEARCH_WINDOW_US)
             if dev is not None:
@@ -207,6 +227,8 @@ class G6Central:
                 # Only a hint (a neighbour's G6 looks the same): the last two id characters may be wrong.
                 told = self.others
                 self._emit("searching", "heard %s, not %s: check the transmitter id" % (told, self.name))
+            if limit_ms and ticks.diff(self.clock.ticks_ms(), t0) >= limit_ms:
+                return None
 
     async def _scan(self, ms, interval_us, window_us):
         found = None
