@@ -325,6 +325,7 @@ class Board:
     def __init__(self, ble):
         self.ble = ble
         self.events = []
+        self.data_dir = "data"
 
     def emit(self, ev):
         self.events.append(ev)
@@ -398,7 +399,7 @@ def test_bonds_once_then_reads_every_window_scanning_only_around_it(gen):
     assert [d for c, d in w if c == g6t.CONTROL][:3] == [bytes.fromhex("24e664"), bytes.fromhex("4e0aa9"),
                                                          bytes.fromhex("222004")]
     assert w.count((g6t.CONTROL, b"\x09")) == 6                               # each session ends with 09
-    assert app.board.ble.security.loaded == ["/ble_secrets.json"]
+    assert app.board.ble.security.loaded == ["data/ble_secrets.json"]   # in the board's data folder
     assert app.sources() == ["up"] and app.gw.faults == {}
     # After the first window the box scans only from 15 s before each window to 25 s after its start:
     # between windows the radio is Wi-Fi's.

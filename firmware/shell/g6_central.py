@@ -69,7 +69,8 @@ _BATTERY_MS = const(43200000)   # battery every 12 h, as xDrip polls it
 _ALIVE_MS = const(5000)         # longest sleep between supervisor check-ins
 _READ = const(0x02)             # aioble characteristic property bit
 _IO_NO_INPUT_OUTPUT = const(3)  # the transmitter has no display or keys: "just works" LE pairing
-_SECRETS = "/ble_secrets.json"  # aioble's bond store; the bond must survive a reboot (DEXCOM_G6.md §4)
+# aioble's bond store, in the board's data folder: the bond must survive a reboot (DEXCOM_G6.md §4)
+_SECRETS = "/ble_secrets.json"
 _ST_BATTERY_LOW = const(8)      # Reading.status bit 3
 
 
@@ -164,7 +165,7 @@ class G6Central:
 
     # ---- the loop ----------------------------------------------------------------------------------
     async def run(self):
-        _load_bonds(self.ble)
+        _load_bonds(self.ble, getattr(self.app.board, "data_dir", "data") + _SECRETS)
         while True:
             m = self.mem
             if m.window_at is None:
@@ -506,7 +507,7 @@ def _stranded(ch):
     return data
 
 
-def _load_bonds(ble):
+def _load_bonds(ble, path):
     """Bond keys live in aioble's secrets store (a JSON file): loaded once so a reboot keeps the bond
     and the transmitter is not asked to bond again (it answers 05 01 01 to a bonded central)."""
     sec = getattr(ble, "security", None)
@@ -516,7 +517,7 @@ def _load_bonds(ble):
         except ImportError:
             return
     try:
-        sec.load_secrets(_SECRETS)
+        sec.load_secrets(path)
     except Exception:
         pass   # no store yet: the first session bonds and aioble writes it
 
