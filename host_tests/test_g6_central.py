@@ -155,6 +155,9 @@ class Char:
         ble.writes.append((self.name, bytes(data)))
         if ble.mute and bytes(data)[:1] == ble.mute:
             return                                   # the transmitter never answers this one
+        if ble.refuse and bytes(data)[:1] == ble.refuse:
+            self.conn.chars[g6t.CONTROL].arrive("indicate", b"\xff" + ble.refuse + b"\x01")
+            return
         out = self._gatt(self.conn.link.write, self.name, data, self.conn.ble.clock.now / 1000)
         for char, kind, d in out:
             if char == g6t.BACKFILL and ble.damage:
@@ -296,6 +299,7 @@ class FakeAioble:
         self.scanning = 0
         self.conn = None
         self.mute = None          # first byte of a request the transmitter ignores
+        self.refuse = None        # first byte of a request the transmitter answers with FF xx 01
         self.neighbour = None     # another "DexcomXX" name advertising
         self.damage = 0           # backfill frames to damage on the air
 
@@ -558,6 +562,17 @@ def test_an_unanswered_request_times_out_and_the_next_window_is_tried():
     assert app.g6("failed")[:2] == [("failed", "glucose: timeout")] * 2
     log = app.board.ble.log
     assert log.count("disconnect") == log.count("connect")
+
+
+def test_a_1x_that_refuses_4e_is_asked_with_30():
+    tx = _tx("1.x")
+
+    def setup(app):
+        app.board.ble.refuse = b"\x4e"
+    app = _run(tx, lambda a: len(a.gw.readings) >= 2, 15 * MIN, setup=setup)
+    ctl = [d.hex() for c, d in app.board.ble.writes if c == g6t.CONTROL]
+    assert ctl[1:3] == ["4e0aa9", "305336"]
+    assert app.g6("failed") == []
 
 
 def test_a_corrupt_backfill_is_a_counted_reject_and_live_readings_still_flow():

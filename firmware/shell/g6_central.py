@@ -109,6 +109,10 @@ class _Fail(Exception):
     pass
 
 
+class _Refused(_Fail):
+    pass
+
+
 class G6Central:
     def __init__(self, app, mem):
         self.app = app
@@ -276,7 +280,12 @@ class G6Central:
             status, now_tx, start = await self._ask(control, g6.request(g6.OP_TIME), g6.parse_time)
             at = self.clock.ticks_ms()
             self.step = "glucose"
-            g = await self._ask(control, g6.request(g6.OP_GLUCOSE_G6), g6.parse_glucose)
+            try:
+                g = await self._ask(control, g6.request(g6.OP_GLUCOSE_G6), g6.parse_glucose)
+            except _Refused:
+                # 4E is what every G6 answers in the sources, and firefly needs it; should an early
+                # 1.x refuse it, the G5-era 30 carries the same glucose.
+                g = await self._ask(control, g6.request(g6.OP_GLUCOSE_G5), g6.parse_glucose)
             ago_ms = g6.measured_ago_s(now_tx, g.timestamp) * 1000
             if ago_ms < _PERIOD_MS:
                 opened = ticks.add(at, -ago_ms)
@@ -385,7 +394,7 @@ class G6Central:
             if g6.is_interlude(data):
                 continue
             if g6.parse_invalid(data) is not None:
-                raise _Fail("transmitter refused %02x" % req[0])
+                raise _Refused("transmitter refused %02x" % req[0])
             return parse(data)
 
     def _deliver(self, g, now_tx, start, at, backfilled=False):
