@@ -199,7 +199,7 @@ class G6Central:
                     self._missed(nxt)
                     continue
             heard = self.clock.ticks_ms()
-            opened = await self._session(dev, heard)
+            opened = await self._session(dev)
             # The window opened when the glucose was measured (transmitter clock); without a glucose,
             # the expected one if there was one, else when we heard it (later by at most the scan
             # latency: the lead covers that).
@@ -253,7 +253,7 @@ class G6Central:
         return found
 
     # ---- one session -------------------------------------------------------------------------------
-    async def _session(self, device, heard):
+    async def _session(self, device):
         """One window's session. Returns the ticks when this window opened (from the glucose), or None."""
         ble = self.ble
         conn = None
@@ -277,7 +277,7 @@ class G6Central:
             self.step = "subscribe"
             await control.subscribe(notify=False, indicate=True)
             self.step = "time"
-            status, now_tx, start = await self._ask(control, g6.request(g6.OP_TIME), g6.parse_time)
+            _, now_tx, start = await self._ask(control, g6.request(g6.OP_TIME), g6.parse_time)
             at = self.clock.ticks_ms()
             self.step = "glucose"
             try:
