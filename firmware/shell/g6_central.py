@@ -12,7 +12,7 @@
 #            windows (at most the last 3 h), then 09; every step has a timeout
 #   rhythm   the next window is 5 min after this one opened: the glucose timestamp against the
 #            transmitter's clock says when (no scan latency in it); a missed window moves it 5 min on,
-#            three in a row forget it and the search starts over
+#            after three the scan widens, and once an hour a whole period is searched
 # Faults the family must fix are named on the box and in the state topic (Gateway.set_fault):
 #   g6_auth   the transmitter's token hash does not match the configured id (a mistyped id)
 #   g6_slot   the id is right but the transmitter refused us: the slot is taken by another receiver
