@@ -182,6 +182,7 @@ class Connection:
         self.ble, self.link = ble, link
         self.gone = asyncio.Event()
         self.chars = {n: Char(self, n) for n in (g6t.AUTH, g6t.CONTROL, g6t.BACKFILL)}
+        self.encrypted = False
 
     def is_connected(self):
         return not self.gone.is_set()
@@ -210,8 +211,17 @@ class Connection:
 
     async def pair(self, bond=True, le_secure=True, mitm=False, io=3, timeout_ms=20000):
         self.ble.pairs.append((bond, le_secure, mitm, io))
+        if self.ble.auto_pair and self.link.bond_requested and not self.link.tx.bonds:
+            # the stack answered the transmitter's security request itself; aioble's gap_pair then
+            # fails with EALREADY, and the encryption update arrives a little later
+            async def later():
+                await self.ble.clock.sleep_ms(300)
+                self.encrypted = self.link.pair()
+            asyncio.ensure_future(later())
+            raise OSError(114)
         if not self.link.pair():
             await self.wait(asyncio.Event().wait(), timeout_ms)
+        self.encrypted = True
 
     async def disconnect(self, timeout_ms=2000):
         self.ble.log.append("disconnect")
@@ -300,8 +310,13 @@ class FakeAioble:
         self.conn = None
         self.mute = None          # first byte of a request the transmitter ignores
         self.refuse = None        # first byte of a request the transmitter answers with FF xx 01
+        self.auto_pair = False    # the stack pairs on the transmitter's security request by itself
+        self.configs = []
         self.neighbour = None     # another "DexcomXX" name advertising
         self.damage = 0           # backfill frames to damage on the air
+
+    def config(self, **kw):
+        self.configs.append(kw)
 
     def scan(self, duration_ms, interval_us=None, window_us=None, active=False):
         assert not active
@@ -562,6 +577,18 @@ def test_an_unanswered_request_times_out_and_the_next_window_is_tried():
     assert app.g6("failed")[:2] == [("failed", "glucose: timeout")] * 2
     log = app.board.ble.log
     assert log.count("disconnect") == log.count("connect")
+
+
+def test_pairing_started_by_the_transmitter_is_waited_for_and_the_bond_kept():
+    tx = _tx()
+
+    def setup(app):
+        app.board.ble.auto_pair = True
+    app = _run(tx, lambda a: len(a.gw.readings) >= 2, 15 * MIN, setup=setup)
+    assert app.g6("failed") == []
+    assert app.board.ble.configs[0] == {"bond": True, "le_secure": True, "mitm": False, "io": 3}
+    assert tx.bonds == {"box"}
+    assert [d for c, d in app.board.ble.writes if c == g6t.AUTH].count(b"\x07") == 1
 
 
 def test_a_1x_that_refuses_4e_is_asked_with_30():

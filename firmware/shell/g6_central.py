@@ -373,13 +373,28 @@ class G6Central:
         self._fault("g6_slot", None)
         self.step = "bond"
         self._alive()
+        # The security settings before anything can start pairing: after 07 the transmitter sends its
+        # own security request, which the stack may answer by itself, and the bond must be kept then.
+        cfg = getattr(self.ble, "config", None)
+        if cfg is not None:
+            cfg(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
         if not bonded:
             self._emit("bonding")
             await auth.write(g6.keep_alive(_KEEP_ALIVE_S), True)
             await auth.write(g6.BOND_REQUEST, True)
         # Bonded or not, the link must be encrypted before Control answers (GATT error 8 otherwise):
         # with a stored bond pairing only re-encrypts with it.
-        await conn.pair(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT, timeout_ms=_PAIR_MS)
+        try:
+            await conn.pair(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT, timeout_ms=_PAIR_MS)
+        except OSError:
+            # "already in progress": the stack answered the transmitter's security request itself.
+            # aioble still records the outcome on the connection; wait for it, bounded.
+            left = _PAIR_MS
+            while not getattr(conn, "encrypted", False):
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                await self.clock.sleep_ms(100)
+                left -= 100
 
     async def _ask(self, control, req, parse):
         """Write a Control request; its reply, skipping firefly's D0 and refusing FF (invalid)."""
