@@ -662,3 +662,33 @@ def test_with_the_real_core_old_lows_in_a_backfill_never_alarm_and_a_current_low
     assert (level, state) == ("low", "raised")
     assert tx.window_start(at / 1000) * 1000 <= at <= tx.window_start(at / 1000) * 1000 + 15000
     assert all(lv != "urgent_low" for lv, _, _ in alarms)
+
+
+def test_a_night_every_window_caught_and_a_low_raised_in_its_window():
+    from firmware.core import config
+    from firmware.core.gateway import Gateway
+
+    def glucose(t):                      # 8 hours; a dip to 62 around hour 3, then back up
+        k = int(t // 300)
+        return 62 if 36 <= k <= 40 else 120
+    tx = _tx(glucose=glucose)
+    cfg = config.build({"sensor": {"kind": "dexcom_g6", "transmitter_id": TX_ID}})
+    raised = []
+
+    def setup(app):
+        app.gw = Gateway(cfg, 0)
+
+    def until(a):
+        for eff in a.gw.drain():
+            if eff[0] == "event" and eff[1]["event"] == "alarm" and eff[1]["state"] == "raised":
+                raised.append((eff[1]["level"], a.clock.now))
+        return a.gw.last is not None and a.gw.last.seq >= 1000100 + 95 * 300
+    app = _run(tx, until, 9 * 60 * MIN, setup=setup)
+    seqs = [r for r in app.gw.last_seq.values()]
+    assert seqs == [1000100 + 95 * 300]
+    # every one of the 96 windows gave its reading, none missed
+    assert not app.g6("missed") and not app.g6("failed")
+    assert len([e for e in app.board.events if e.get("state") == "done"]) == 96
+    # the low raised in the window of the first low measurement (window 36 opens at 100 + 36*300 s)
+    level, at = raised[0]
+    assert level == "low" and 10900000 <= at <= 10900000 + 15000
