@@ -41,7 +41,7 @@ test-core: venv
 	$(PY) -m pytest -q host_tests/portable
 	$(MP) host_tests/mp_runner.py
 
-# Board work (see README "Boards"): make deploy PORT=/dev/ttyUSB0 BOARD=esp32_devkitc [DRY_RUN=1]
+# Board work (see docs/boards.md): make deploy PORT=/dev/ttyUSB0 BOARD=esp32_devkitc [DRY_RUN=1]
 deploy: venv
 	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) $(if $(DRY_RUN),--dry-run)
 

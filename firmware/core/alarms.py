@@ -1,7 +1,7 @@
 # Glucose alarm engine (pure): levels with hysteresis and persistence, urgent-low rules,
 # prediction, rate alarms, snooze/ack, escalation, stale-data handover and night softening.
-# Time comes in as ticks (now_ms) and is compared only through ticks.diff. The README part is
-# docs/readme/alarms.md; every rule there has a test in host_tests/portable/test_alarms*.py.
+# Time comes in as ticks (now_ms) and is compared only through ticks.diff. The rules in words are in
+# docs/alarms.md; every rule there has a test in host_tests/portable/test_alarms*.py.
 #
 # Model: each level is a latch. It sets when its raise condition holds on a fresh reading and
 # resets only past threshold +/- dead-band, so jitter inside the band cannot raise it twice. The

@@ -42,16 +42,34 @@ def _wifi_list(v):
             return "each \"password\" must be a string"
 
 
+def _tx_id(v):
+    """A Dexcom G6 transmitter id: the 6 characters printed on it (digits and capital letters; "" = unset).
+    4-character ids are G7/ONE+ transmitters, which speak another protocol."""
+    if type(v) is not str:
+        return "must be a string of 6 characters"
+    if v == "":
+        return None
+    if len(v) != 6:
+        return "must be the 6 characters printed on the G6 transmitter (G7/ONE+ are not supported)"
+    for c in v:
+        if not ("0" <= c <= "9" or "A" <= c <= "Z"):
+            return "must be digits and capital letters only, as printed"
+
+
 # Schema: nested dicts mirror the config; a leaf is (default, checker).
 SCHEMA = {
     "gateway_id": ("bedroom", _topic_part),
     "sensor": {
-        "kind": ("broadcast", _one_of("broadcast", "cgms")),
+        "kind": ("broadcast", _one_of("broadcast", "cgms", "dexcom_g6")),
         "id": (200133374, _int_range(0, 0xFFFFFFFF)),
         "bind_key": ("", _hex_key),
         "allow_plain": (False, _bool),
         "address": ("", _str(17)),          # CGMS: BLE address "aa:bb:cc:dd:ee:ff"
         "passkey": (0, _int_range(0, 999999)),  # CGMS: bonding passkey
+        "transmitter_id": ("", _tx_id),    # dexcom_g6: the id printed on the transmitter, e.g. "8G1234"
+        # dexcom_g6: "alternate" takes the Dexcom receiver's / t:slim X2's slot, "phone" the phone app's
+        "slot": ("alternate", _one_of("alternate", "phone")),
+        "allow_0e": (False, _bool),         # dexcom_g6: state 0E (insufficient calibration) may alarm
     },
     "mqtt": {
         "host": ("127.0.0.1", _str(253, False)),
@@ -109,6 +127,8 @@ def check_consistency(cfg):
         raise ConfigError("sensor.bind_key", "needed unless sensor.allow_plain is true")
     if s["kind"] == "cgms" and not s["address"]:
         raise ConfigError("sensor.address", "needed when sensor.kind is cgms")
+    if s["kind"] == "dexcom_g6" and not s["transmitter_id"]:
+        raise ConfigError("sensor.transmitter_id", "needed when sensor.kind is dexcom_g6")
     if cfg["mqtt"]["tls"] and not cfg["mqtt"]["ca"]:
         raise ConfigError("mqtt.ca", "needed when mqtt.tls is true (the CA that signed the broker)")
 

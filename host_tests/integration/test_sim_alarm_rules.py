@@ -1,5 +1,5 @@
 # Issue 3's alarm rules, shown end to end: the real firmware under the MicroPython unix port, driven by
-# tools/sim.py against a real mosquitto, judged on the event log a parent would see (CONTRACTS §2) and on
+# tools/sim.py against a real mosquitto, judged on the event log a parent would see (docs/simulator.md) and on
 # what a follower receives over MQTT. Two short runs cover every rule; all timings are simulated time
 # (the `t` of the event log), never wall-clock, so a loaded machine only makes them slower, not wrong.
 import json
@@ -46,7 +46,7 @@ def shown_at(evs, seconds):
 LOW_SIDE = ("urgent_low", "low", "urgent_low_soon")
 STALE_MIN = 115 + 30   # the last reading before the gap, plus silence.sensor_after_s
 
-# minute, mg/dL, event (CONTRACTS §1); the comments say which rule each stretch shows
+# minute, mg/dL, event (docs/simulator.md); the comments say which rule each stretch shows
 ROWS = [(0, 120), (5, 120), (10, 120),
         (15, 110), (20, 100), (25, 90),      # (f) a steady -2/min fall ...
         (30, 80),                            # ... urgent_low_soon at 30, while still above 70

@@ -10,7 +10,7 @@ from host_tests.simrun import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import soak
 
-# A heap the firmware runs in today with room to spare: a week holds at 84wK (README "Proof", finding 6;
+# A heap the firmware runs in today with room to spare: a week holds at 84wK (docs/known-limits.md;
 # tools/soak.py --bisect finds the smallest). 104wK keeps 20 K words of margin for a loaded CI machine and
 # still fails if the heap the gateway keeps grows by a fifth.
 ROOMY = "104wK"
@@ -29,7 +29,7 @@ def test_two_days_with_advert_noise_hold_the_heap_flat(mosquitto):
     "the firmware does not fit the issue's 64 K heap: a week needs 84wK; by its first reading the host "
     "gateway's imports keep 109 KiB of this 64-bit port's heap (64wK is 128 KiB here), code and names that "
     "a board build with frozen modules or ROMFS would largely keep in flash, which this port cannot show; "
-    "tools/heap_profile.py says where (README finding 6)"))
+    "tools/heap_profile.py says where (docs/known-limits.md)"))
 def test_a_day_runs_in_the_64k_heap_of_the_issue(mosquitto):
     r = soak.soak(days=1, heap="64wK", speed=3000, noise=200, broker_port=mosquitto.port, timeout=90)
     assert r["runs"], soak._why(r)

@@ -24,8 +24,8 @@ def test_every_firmware_module_is_found():
     assert "firmware.core.gateway" in mods and "firmware.hal.esp32" in mods and len(mods) > 30
 
 
-# The composition root imports the whole firmware at once: that needs more than a 64 KB heap (README,
-# "Known limits"); it is checked from .mpy, as a board runs it, on the heap it does need.
+# The composition root imports the whole firmware at once: that needs more than a 64 KB heap
+# (docs/known-limits.md); it is checked from .mpy, as a board runs it, on the heap it does need.
 _WHOLE = "firmware.shell.app"
 _WHOLE_HEAP = "80wK"
 

@@ -1,6 +1,6 @@
 # The uplink's socket guard (firmware/shell/mqtt_guard.py) under the MicroPython unix port: waiting on a
 # broker that accepted TCP and then says nothing must sleep in poll, not spin. A spinning wait allocated
-# on every turn (heap dips, README finding 8) and on an ESP32 would hold the interpreter the alarm path
+# on every turn (heap dips of ~200 KiB) and on an ESP32 would hold the interpreter the alarm path
 # needs for as long as the broker keeps the uplink waiting.
 import os
 import socket

@@ -15,7 +15,7 @@ from simlib import brokers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 READING_S = 300          # one CGM reading period: "within one reading"
-URGENT_LOW = 55          # default alarms.urgent_low (CONTRACTS section 6)
+URGENT_LOW = 55          # default alarms.urgent_low (docs/configuration.md)
 LOW = 70                 # default alarms.low
 LOW_PATTERNS = ("urgent_low", "urgent_low_soon", "low")
 DEMO_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"   # tools/sim.py DEMO_BIND_KEY
