@@ -5,11 +5,7 @@
 # Every decoder either returns its values or raises G6Error(reason) with a short reason the central
 # counts as a reject: "malformed" (length/opcode), "crc", "not_glucose" (a backfill stream that is not
 # glucose records), "sequence" (a backfill frame missing or out of order), "too_long".
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from cryptolib import aes
 

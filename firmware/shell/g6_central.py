@@ -21,11 +21,7 @@
 # event (name, state, age_s) on every change.
 import asyncio
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core import ticks
 from firmware.core.reading import Reading
