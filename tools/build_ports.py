@@ -82,7 +82,7 @@ def source(cache):
     if origin:
         log("copying MicroPython %s from %s into %s" % (TAG, origin, dest))
         shutil.copytree(origin, dest, symlinks=True)
-        for base, dirs, files in os.walk(dest):     # the shared export is read-only: the copy may not be
+        for base, _dirs, files in os.walk(dest):    # the shared export is read-only: the copy may not be
             os.chmod(base, 0o755)
             for f in files:
                 p = os.path.join(base, f)

@@ -25,14 +25,14 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 # CPython has no MicroPython cryptolib: the simulated CGM encrypts through the same AES-ECB shim the
 # tests use, so the firmware's own CCM code builds the frames.
-sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 from firmware.core import config as config_mod  # noqa: E402  (the firmware's own validator)
 from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402
 from simlib.proxy import BrokerProxy  # noqa: E402
 
-# Fault events beyond the trace format of docs/simulator.md (docs/testing.md, fault matrix): a half-open broker path, DNS failing,
-# flash full. tools/simlib/trace.py validates event names against this tuple.
+# Fault events beyond the trace format of docs/simulator.md (docs/testing.md, fault matrix): a half-open
+# broker path, DNS failing, flash full. tools/simlib/trace.py validates event names against this tuple.
 trace_mod.EVENTS = trace_mod.EVENTS + ("broker_halfopen", "dns_down", "dns_up", "flash_full", "flash_ok")
 
 DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
@@ -386,6 +386,9 @@ class Sim:
         cfg_path, sec_path = self.write_fw_config(workdir)
         prefix = self.cfg["mqtt"]["prefix"] + "/" + self.cfg["gateway_id"]
         self.sub = Subscriber(broker_host, broker_port, prefix)
+        if args.events and os.path.dirname(args.events):
+            # `make sim` writes build/sim-events.jsonl: a fresh clone has no build/ yet.
+            os.makedirs(os.path.dirname(args.events), exist_ok=True)
         self.events_out = open(args.events, "w") if args.events else sys.stdout
         env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
                    NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,

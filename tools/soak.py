@@ -21,7 +21,8 @@ live data without garbage in it. Heap sizes are MicroPython's -X heapsize: "64wK
 board (the unix port here is 64-bit and doubles it, so objects keep their 32-bit proportions).
 The firmware runs from an .mpy tree as deployed on a board (sources would be compiled in the heap).
 --noise N asks for N neighbours advertising every 10 s, but the simulator caps them at 2000 adverts per
-real second, so at a high --speed the per-simulated-second rate is lower (the report says how many). --bisect then looks for the smallest heap (in K words) that still holds,
+real second, so at a high --speed the per-simulated-second rate is lower (the report says how many).
+--bisect then looks for the smallest heap (in K words) that still holds,
 with runs of --bisect-days (default 1) and one final run of --days at the size found.
 Exit 1 when the soak does not hold.
 """
@@ -176,7 +177,8 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
     last, n7 = best(days)
     growth = None if first is None or last is None else first - last
     out = {
-        "build": build, "days": days, "heap": heap, "speed": speed, "noise": noise, "real_s": round(real_s, 1), "rc": rc,
+        "build": build, "days": days, "heap": heap, "speed": speed, "noise": noise, "real_s": round(real_s, 1),
+        "rc": rc,
         "memory_error": mem_err, "faults": faults_seen, "readings_sent": sent, "readings_accepted": len(acc),
         "delivery_problems": lost, "health_samples": len(heapfree),
         "heap_free_day1": first, "heap_free_last_day": last, "samples_day1": n1, "samples_last_day": n7,
@@ -289,8 +291,8 @@ def main(argv=None):
             return 1
         final = soak(a.days, "%d%s" % (size, unit), a.speed, a.noise, build=a.build)
         print("  smallest heap that runs %d days: %d%s; %d days at %d%s: %s (growth %s B)" % (
-            a.bisect_days, size, unit, a.days, size, unit, "holds" if final["holds"] else "does NOT hold: " + _why(final),
-            final["growth_bytes"]))
+            a.bisect_days, size, unit, a.days, size, unit,
+            "holds" if final["holds"] else "does NOT hold: " + _why(final), final["growth_bytes"]))
         result["min_heap_kw"] = size
         result["min_heap_soak"] = final
         result["bisect"] = tried

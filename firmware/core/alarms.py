@@ -13,11 +13,7 @@ from firmware.core import ticks, predict, alarm_config
 from firmware.core.night import Night, soften
 from firmware.core.patterns import ALARM_PATTERNS
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MIN_MS = const(60000)
 _HIST_MS = const(1800000)  # 30 min: the 20-min fit window plus persistence across a missed reading
@@ -389,3 +385,7 @@ class AlarmEngine:
 
     def is_night(self):
         return self._is_night
+
+    def led_percent(self):
+        """The LED brightness night mode asks for now: the schedule's percent at night, 100 by day."""
+        return self.night.led_percent if self._is_night else 100

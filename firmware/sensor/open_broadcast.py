@@ -9,11 +9,7 @@
 # FF FF FF anywhere get the AD-structure walk in Python.
 from binascii import unhexlify
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core.reading import Reading
 from firmware.sensor.ccm import Ccm

@@ -12,11 +12,7 @@
 # the core's sensor-silence alarm sounds if the link stays down.
 import asyncio
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core import ticks
 from firmware.sensor import cgms

@@ -1,7 +1,7 @@
 # Fault-matrix helpers (issue 8), CPython only: a follower that survives a broker restart, a mosquitto that
 # can be killed and started again on the same port, the simulator run in the background, and the three
 # checks every fault case makes (no reading lost, no alarm missed, the right pattern during the fault).
-# Used by host_tests/test_faults_matrix.py, tools/soak.py and tools/bench.py.
+# Used by host_tests/faults/test_faults_matrix.py, tools/soak.py and tools/bench.py.
 import json
 import os
 import signal
