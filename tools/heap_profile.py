@@ -243,7 +243,7 @@ def main(argv=None):
     if a.runtime:
         r, dumps = runtime(a.runtime_heap or a.heap, a.days, a.noise, a.build)
         print("runtime, %d day(s), --noise %d, %s: heap_free per day (best, worst, samples) %s; "
-              "queue depth max %s; MemoryError %s" % (a.days, a.noise, a.heap, r["per_day"],
+              "queue depth max %s; MemoryError %s" % (a.days, a.noise, a.runtime_heap or a.heap, r["per_day"],
                                                       r["queue_depth_max"], r["memory_error"]))
         if dumps:
             for label, (head, size, count) in (("first low", dumps[0]), ("lowest", dumps[-1])):
