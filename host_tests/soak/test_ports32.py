@@ -59,7 +59,7 @@ def test_portable_tests_pass_on_the_frozen_32bit_port_from_the_frozen_firmware(b
     assert " 0 failed" in p.stdout and "FAIL" not in p.stdout
 
 
-def _manifest_files(src, board_base, port_dir):
+def _manifest_files(src, board_base, port_dir, manifest=None):
     """Target paths the firmware manifest freezes, as MicroPython's own manifest tool resolves it."""
     sys.path.insert(0, os.path.join(src, "tools"))
     try:
@@ -69,7 +69,7 @@ def _manifest_files(src, board_base, port_dir):
     m = manifestfile.ManifestFile(manifestfile.MODE_FREEZE, {
         "MPY_DIR": src, "MPY_LIB_DIR": os.path.join(src, "lib", "micropython-lib"), "PORT_DIR": port_dir,
         "BOARD_DIR": None})
-    m.include(os.path.join(ROOT, "firmware", "manifest.py"), board_base=board_base)
+    m.include(manifest or os.path.join(ROOT, "firmware", "manifest.py"), board_base=board_base)
     return [f.target_path for f in m.files()]
 
 
@@ -111,3 +111,18 @@ def test_without_the_shared_source_the_build_clones_micropython_at_its_tag_and_s
     ran.clear()
     build_ports.source(str(tmp_path / "cache"))     # done once: the second call reuses it
     assert ran == []
+
+
+def test_in_a_makers_clone_the_manifest_takes_aioble_and_umqtt_from_micropythons_own_lib(builds, tmp_path,
+                                                                                       monkeypatch):
+    # No ../shared beside a maker's clone and no NIGHTSTAND_MICROPYTHON_LIB: the aioble parts and umqtt.simple
+    # come from MicroPython's lib/micropython-lib by require(), still only the parts the gateway uses.
+    monkeypatch.delenv("NIGHTSTAND_MICROPYTHON_LIB", raising=False)
+    clone = tmp_path / "a" / "b" / "nightstand"
+    shutil.copytree(os.path.join(ROOT, "firmware"), str(clone / "firmware"))
+    src = os.path.join(builds.cache, "src")
+    files = _manifest_files(src, False, os.path.join(src, "ports", "unix"),
+                            manifest=str(clone / "firmware" / "manifest.py"))
+    assert {"aioble/central.py", "aioble/client.py", "aioble/security.py", "umqtt/simple.py",
+            "firmware/hal/esp32.py"} <= set(files)
+    assert "aioble/server.py" not in files and "firmware/hal/host.py" not in files
