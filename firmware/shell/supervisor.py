@@ -23,8 +23,9 @@ CRITICAL = ("radio", "tick", "player")
 # flash write or a GC pause; a wedged asyncio loop resets the board within 10 s.
 WDT_MS = const(10000)
 _FEED_MS = const(1000)
-# A critical task's longest honest wait between check-ins is one 10 s BLE scan window with no advert
-# heard (tick: 1 s, player: 2.8 s, its longest LED phase); three windows without one is a hang.
+# A critical task's longest honest wait between check-ins is one BLE scan window with no advert heard
+# (radio: 5 s, shell/radio.py _SCAN_MS; tick: 1 s, player: 2.8 s, its longest LED phase); 30 s without one,
+# six such windows, is a hang.
 STALE_MS = const(30000)
 _RESTART_MIN_MS = const(1000)
 _RESTART_MAX_MS = const(30000)  # cap: a crash-looping task still gets a try twice a minute
