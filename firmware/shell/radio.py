@@ -3,9 +3,9 @@ from micropython import const
 
 # Finite scan windows: aioble keeps one result per address for a scan's whole duration, and rotating
 # random addresses would grow that set without bound. A window bounds it to one window's devices, and
-# that set is the broadcast path's largest heap swing under advert noise: 5 s windows (not 10 s) cut the
-# minutes under 8 KiB free (the `heap` fault) in a simulated week of a frozen build at 48 KiB from 16 to 4
-# (tools/soak.py --build frozen32 --noise 200). A CGM advertising every ~1 s is still heard in every window.
+# that set is the broadcast path's largest heap swing under advert noise: with 5 s windows (not 10 s) the
+# smallest heap that runs a simulated day of a frozen build with --noise 200 went from 48 to 44 KiB
+# (tools/bench_memory.py). A CGM advertising every ~1 s is still heard in every window.
 _SCAN_MS = const(5000)
 # Passive scan with a 30 ms window every 100 ms leaves the shared 2.4 GHz radio to Wi-Fi 70% of the time;
 # a CGM advertising every ~1 s is still heard within a few seconds.
