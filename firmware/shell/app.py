@@ -9,7 +9,9 @@ from firmware.core.gateway import Gateway
 from firmware.shell import radio
 from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
-from firmware.shell.uplink import Uplink, forget as _forget, open_queue
+from firmware.shell.queues import open_queue
+from firmware.shell.unload import forget as _forget
+from firmware.shell.uplink import Uplink
 
 try:
     from micropython import const
@@ -101,7 +103,7 @@ class App:
                     self.uplink.send("audit", audit, 1, False)
                 elif item[0] in ("flash_fail", "flash_ok"):
                     self.gw.set_fault(now, "flash", item[1])  # None clears it
-                elif item[0] in ("queue", "down"):
+                elif item[0] in ("queue", "down", "cmd_flood"):
                     self.board.emit({"event": "uplink", "what": item[0], "why": item[1]})
             rx = self.uplink.rx_ticks
             if rx is not None:
@@ -133,6 +135,9 @@ class App:
                 "queue_depth": self.uplink.depth(),
                 "dropped": self.uplink.lost(),
                 "resets": self.restarts,
+                "cmd_dropped": self.uplink.cmd_dropped,      # flood, rate limit and oversized
+                "cmd_oversized": self.uplink.cmd_oversized,  # of which discarded unread
+                "uplink_crashes": self.uplink.crashes,
             }, 0, False)
 
     def supervise(self, name, make):
