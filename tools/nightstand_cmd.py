@@ -75,7 +75,11 @@ def build(args, environ, now=None):
     ts = args.ts if args.ts is not None else int(now)
     payload = commands.sign(secret, args.name, n, ts, cmd_args)
     # Check it the way the gateway will, so a bad argument is refused here and not silently there.
-    _, why = commands.CommandVerifier(secret).verify(args.name, payload, None)
+    # (Judged at the command's own ts: a deliberately old or future --ts is the gateway's to refuse.)
+    _, why = commands.CommandVerifier(secret).verify(args.name, payload, ts)
+    if why == "ahead":
+        raise UsageError("the gateway would refuse this command (ahead): --counter must not be above "
+                         "the command's time in epoch ms plus max_age_s")
     if why:
         raise UsageError("the gateway would refuse this command (%s): snooze takes --minutes "
                          "5..120, ack takes --level <alarm level>, selftest takes neither" % why)

@@ -75,6 +75,8 @@ class App:
         if self.commands is None:
             from firmware.shell.commands_task import CommandHandler
             self.commands = CommandHandler(self.cfg, self.board.data_dir, self.clock)
+            if self.commands.error is not None:  # fail closed, and say which file
+                self.gw.set_fault(self.now(), "commands", self.commands.error)
         return self.commands
 
     def flush(self):
