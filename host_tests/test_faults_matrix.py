@@ -150,6 +150,11 @@ def test_broker_killed_and_restarted_on_the_same_port(tmp_path, gateway):
                             speed=120)
         evs = run.wait_for(lambda e: any(x.get("event") == "reading" and x["t"] >= 15 * MIN for x in e))
         killed_t = max(x["t"] for x in evs)
+        # A broker asked to persist proves it did: its database is on disk before the kill (as root,
+        # mosquitto used to drop to its own user, could not write the folder, and kept nothing).
+        db = store / "mosquitto.db"
+        faults.wait_until(db.exists, 5)
+        assert db.exists() and db.stat().st_size > 0, sorted(os.listdir(str(store)))
         faults.kill_broker(broker)
         evs = run.wait_for(lambda e: any(x.get("event") == "reading" and x["t"] >= 40 * MIN for x in e))
         restarted_t = max(x["t"] for x in evs)
