@@ -30,11 +30,12 @@ _SKIP_CHUNK = 128     # the discard buffer: an oversized message costs this, nev
 
 
 class TimedSocket:
-    def __init__(self, timeout_s, on_rx, max_in=MAX_IN, on_big=None):
+    def __init__(self, timeout_s, on_rx, max_in=MAX_IN, on_big=None, admit=None):
         self.timeout_s = timeout_s
         self.on_rx = on_rx
         self.max_in = max_in
         self.on_big = on_big         # called once per discarded oversized message
+        self.admit = admit           # admit(topic) False: the payload is skipped unread
         self._skipbuf = None
         self.raw = _socket.socket()  # the TCP socket: timeouts are always set on this one
         self.s = self.raw            # what reads and writes go through (the TLS layer once wrapped)
@@ -142,14 +143,15 @@ class TimedSocket:
 class GuardedSocketModule:
     """Stands in for the socket module inside umqtt.simple."""
 
-    def __init__(self, timeout_s, on_rx, max_in=MAX_IN, on_big=None):
+    def __init__(self, timeout_s, on_rx, max_in=MAX_IN, on_big=None, admit=None):
         self.timeout_s = timeout_s
         self.on_rx = on_rx
         self.max_in = max_in
         self.on_big = on_big
+        self.admit = admit
 
     def socket(self, *args):
-        return TimedSocket(self.timeout_s, self.on_rx, self.max_in, self.on_big)
+        return TimedSocket(self.timeout_s, self.on_rx, self.max_in, self.on_big, self.admit)
 
     def getaddrinfo(self, host, port, *args):
         return _socket.getaddrinfo(host, port, *args)
@@ -207,8 +209,10 @@ def guarded_wait_msg(self):
     else:
         topic = sock.read(tlen)
         pid = _u16(sock) if qos else 0
-        msg = sock.read(rest)
-        self.cb(topic, msg)
+        if sock.admit is None or sock.admit(topic):
+            self.cb(topic, sock.read(rest))
+        else:
+            sock.skip(rest)  # refused (a flood beyond the rate limit): never read into the heap
     if qos == 1:
         sock.write(bytes((0x40, 2, pid >> 8, pid & 0xFF)))  # PUBACK
     elif qos == 2:
@@ -216,8 +220,8 @@ def guarded_wait_msg(self):
     return op
 
 
-def install(simple_module, timeout_s, on_rx, max_in=MAX_IN, on_big=None):
-    simple_module.socket = GuardedSocketModule(timeout_s, on_rx, max_in, on_big)
+def install(simple_module, timeout_s, on_rx, max_in=MAX_IN, on_big=None, admit=None):
+    simple_module.socket = GuardedSocketModule(timeout_s, on_rx, max_in, on_big, admit)
     # Once per module: the class umqtt (and firmware.shell.tls) build is the same, with wait_msg bounded.
     base = simple_module.MQTTClient
     if getattr(base, "_nightstand_guarded", False):

@@ -38,6 +38,7 @@ _RAM_HARD = const(64)        # send() never lets RAM grow past this (worker stuc
 _BACKOFF_MIN_MS = const(500)  # first reconnect wait (clock time)
 _BACKOFF_MAX_MS = const(30000)  # cap: a broker back after an outage is found within 30 s
 _IDLE_POLL_MS = const(2)     # real ms the worker sleeps when it has nothing to do
+_DRAIN = const(16)           # incoming messages read per idle pass
 _NAP_MS = const(1000)        # while down, a reading waits in RAM at most this long before flash
 # Command intake. The tick task takes commands every second; a parent taps a snooze a few times a
 # minute at most. So: 4 slots, and 4 in a row then one every 2 s. A flood costs the alarm side at most
@@ -69,6 +70,7 @@ class Uplink:
         # [(topic, payload)] published retained on every connect and when HA says it is online
         self.discovery = discovery or []
         self.ha_status = m.get("ha_prefix", "homeassistant") + "/status"
+        self._ha_status_b = self.ha_status.encode()  # compared with umqtt's topic bytes, no decode
         self._ha_due = False
         self.lock = _thread.allocate_lock()
         self.pending = []      # [suffix, payload, qos, retain]
@@ -112,9 +114,9 @@ class Uplink:
                 # worker reconnects before spilling it to the outage queue. Not before the first
                 # connect attempt: a reading made while a fresh gateway boots is simply live.
                 payload["replayed"] = True
+            if len(self.pending) >= _RAM_HARD:
+                self._shed()  # before the append: the list never outgrows _RAM_HARD slots
             self.pending.append([suffix, payload, qos, retain])
-            if len(self.pending) > _RAM_HARD:
-                self._shed()
 
     def news(self):
         with self.lock:
@@ -160,7 +162,7 @@ class Uplink:
         if self.client_factory:
             return self.client_factory(self)
         import umqtt.simple as simple
-        mqtt_guard.install(simple, self.mq["timeout_s"], self._rx, mqtt_guard.MAX_IN, self._on_big)
+        mqtt_guard.install(simple, self.mq["timeout_s"], self._rx, mqtt_guard.MAX_IN, self._on_big, self._admit)
         m = self.mq
         user = m["user"] or None
         pswd = m["password"] or None
@@ -194,27 +196,26 @@ class Uplink:
 
     def _on_msg(self, topic, msg):
         # Runs inside umqtt's wait_msg (maybe inside a publish): never publish from here.
+        if not self._admit(topic):
+            return  # dropped and counted (the guard asks first and then skips the payload unread)
         topic = topic.decode() if isinstance(topic, (bytes, bytearray)) else topic
         if topic == self.ha_status:
             if bytes(msg) == b"online":
                 self._ha_due = True  # Home Assistant restarted and forgot its entities
             return
         name = topic[len(self.prefix) + 5:] if topic.startswith(self.prefix + "/cmd/") else topic
-        now = self.clock.ticks_ms()
-        if self._flooding and ticks.diff(now, self._last_drop) >= _FLOOD_QUIET_MS:
-            self._flooding = False
-        if not self._take_token(now):
-            self._cmd_drop(now, "rate limit")
-            return
         with self.lock:
-            full = len(self._cmds) >= _CMD_SLOTS
-            if not full:
-                self._cmds.append(("cmd", name, bytes(msg)))
-        if full:
-            self._cmd_drop(now, "command slots full")
+            self._cmd_tokens -= 1
+            self._cmds.append(("cmd", name, bytes(msg)))
 
-    def _take_token(self, now):
-        """The rate limit: a token bucket of _CMD_BURST, one token back every _CMD_EVERY_MS."""
+    def _admit(self, topic):
+        """Whether a message on topic gets a command slot. mqtt_guard asks before reading the payload,
+        so a flood's messages are thrown away unread: no allocation for them beyond the topic. The
+        rate limit is a token bucket of _CMD_BURST, one token back every _CMD_EVERY_MS; the token is
+        taken by _on_msg (same thread, nothing in between)."""
+        if topic == self._ha_status_b or topic == self.ha_status:
+            return True
+        now = self.clock.ticks_ms()
         if self._cmd_t is None:
             self._cmd_t = now
         gained = ticks.diff(now, self._cmd_t) // _CMD_EVERY_MS
@@ -224,13 +225,18 @@ class Uplink:
             self._cmd_tokens = min(_CMD_BURST, self._cmd_tokens + gained)
             self._cmd_t = ticks.add(self._cmd_t, gained * _CMD_EVERY_MS)
         if self._cmd_tokens <= 0:
-            return False
-        self._cmd_tokens -= 1
-        return True
+            self._cmd_drop(now, "rate limit")
+        elif len(self._cmds) >= _CMD_SLOTS:
+            self._cmd_drop(now, "command slots full")
+        else:
+            return True
+        return False
 
     def _cmd_drop(self, now, why):
         """Counted always, said once per burst: a flood must not turn into a flood of log lines."""
         self.cmd_dropped += 1
+        if self._flooding and ticks.diff(now, self._last_drop) >= _FLOOD_QUIET_MS:
+            self._flooding = False
         self._last_drop = now
         if not self._flooding:
             self._flooding = True
@@ -336,7 +342,12 @@ class Uplink:
         if self._last_ping is None or ticks.diff(now, self._last_ping) >= self._ping_ms:
             self._last_ping = now
             self.client.ping()
-        self.client.check_msg()
+        # Up to _DRAIN messages a pass: a flood on cmd/# is read (and mostly dropped) at 8000 a second,
+        # not 500 (one per 2 ms nap), so the broker never has to queue it for us; readings still go
+        # first, since _step runs before every _idle.
+        for _ in range(_DRAIN):
+            if self.client.check_msg() is None:
+                break
 
     def _run(self):
         """The worker thread: nothing the network does may end it (see _crashed)."""
