@@ -119,7 +119,7 @@ def test_missing_secrets_are_asked_without_echo(tmp_path, capsys):
 def test_interactive_session(tmp_path, capsys):
     answers = iter(["kids-room", "HomeNet", "", "10.0.0.2", "", "", "", "4242", "mmol",
                     "", "4.0", "", "", ""])
-    secrets = iter(["wifi-pw", KEY])
+    secrets = iter(["wifi-pass-1", KEY])
     rc, out, err = _run(tmp_path, capsys, "--interactive", ask=lambda p: next(answers),
                         ask_secret=lambda p: next(secrets))
     assert rc == 0, err
@@ -130,7 +130,7 @@ def test_interactive_session(tmp_path, capsys):
     assert cfg["alarms"]["low"] == 72               # 4.0 mmol/L
     assert cfg["alarms"]["urgent_low"] == 55        # shown as 3.1 mmol/L; Enter keeps 55, not 56
     assert "urgent_low" not in c["alarms"]
-    assert "wifi-pw" not in out and KEY not in out
+    assert "wifi-pass-1" not in out and KEY not in out
 
 
 def test_existing_files_kept_without_force(tmp_path, capsys):

@@ -39,6 +39,8 @@ def read_secret(path, environ):
                 text = f.read().strip()
         except OSError as e:
             raise UsageError("cannot read --secret-file %s: %s" % (path, e.strerror))
+        except UnicodeDecodeError:
+            raise UsageError("--secret-file %s is not a text file" % path)
         if text.startswith("{"):
             try:
                 text = json.loads(text)["commands"]["secret"]
@@ -73,6 +75,12 @@ def build(args, environ, now=None):
         cmd_args["level"] = args.level
     n = args.counter if args.counter is not None else int(now * 1000)
     ts = args.ts if args.ts is not None else int(now)
+    if not 1 <= n < 2 ** 53:
+        raise UsageError("--counter must be a whole number from 1 to 2^53-1")
+    if not 0 <= ts < 2 ** 53:
+        raise UsageError("--ts must be epoch seconds, 0 or more")
+    if not args.prefix.strip("/") or any(c in args.prefix for c in "#+\0"):
+        raise UsageError("--prefix must be a topic prefix without wildcards, e.g. nightstand/bedroom")
     payload = commands.sign(secret, args.name, n, ts, cmd_args)
     # Check it the way the gateway will, so a bad argument is refused here and not silently there.
     # (Judged at the command's own ts: a deliberately old or future --ts is the gateway's to refuse.)

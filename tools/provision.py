@@ -23,6 +23,9 @@ from firmware.core import config  # noqa: E402
 from firmware.core.config import ConfigError  # noqa: E402
 
 MGDL_PER_MMOL = 18.016   # glucose molar mass 180.16 g/mol / 10: the factor meters and apps use
+# WPA2-Personal (IEEE 802.11i): a passphrase of 8 to 63 printable ASCII characters, or the 256-bit key as
+# 64 hex digits. Anything else no access point accepts: the board would only show "no Wi-Fi" at night.
+WPA_MIN, WPA_MAX = 8, 63
 THRESHOLDS = ("urgent_low", "low", "high", "urgent_high", "dead_band")
 
 
@@ -64,6 +67,20 @@ def _json_or_text(text):
         return json.loads(text)
     except ValueError:
         return text
+
+
+def wifi_password_problem(pw):
+    """None when an access point could accept pw (empty: an open network); else why not."""
+    if pw == "":
+        return None
+    if len(pw) == 64 and all(c in "0123456789abcdefABCDEF" for c in pw):
+        return None
+    if not WPA_MIN <= len(pw) <= WPA_MAX:
+        return "must be %d to %d characters (WPA2), 64 hex digits, or empty for an open network (got %d)" \
+            % (WPA_MIN, WPA_MAX, len(pw))
+    if not all(" " <= c <= "~" for c in pw):
+        return "must be printable ASCII characters (WPA2)"
+    return None
 
 
 def _int_auto(text):
@@ -114,6 +131,9 @@ def layer_from_args(a, ask_secret):
             pw = a.wifi_password[i] if i < len(a.wifi_password) else None
             if pw is None:
                 pw = ask_secret("Wi-Fi password for %s (empty for an open network): " % ssid)
+            why = wifi_password_problem(pw)
+            if why:
+                raise ConfigError("wifi.networks[%d].password" % i, why)
             nets.append({"ssid": ssid, "password": pw})
         _put(L, "wifi.networks", nets)
     if a.broker:
@@ -205,22 +225,41 @@ def interview(a, ask, ask_secret):
     return a
 
 
+class WriteError(Exception):
+    pass
+
+
 def write(out_dir, plain, secret, force):
+    """Both files, or neither: each is written to a temporary file next to it, and only when both are
+    complete are they renamed into place (a failure leaves no partial file and no half of the pair)."""
     paths = (os.path.join(out_dir, "config.json"), os.path.join(out_dir, "secrets.json"))
-    if not force:
-        for p in paths:
-            if os.path.exists(p):
-                raise FileExistsError(p)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(paths[0], "w") as f:
-        json.dump(plain, f, indent=2, sort_keys=True)
-        f.write("\n")
-    # Create the secrets file private from the start rather than chmod after writing.
-    fd = os.open(paths[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(secret, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.chmod(paths[1], 0o600)
+    for p in paths:
+        if os.path.isdir(p):
+            raise WriteError("%s is a folder, not a file: remove or rename it" % p)
+        if not force and os.path.exists(p):
+            raise FileExistsError(p)
+    tmps = []
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        for p, tree, mode in ((paths[0], plain, 0o644), (paths[1], secret, 0o600)):
+            tmp = p + ".tmp-%d" % os.getpid()
+            # Created with its final mode: the secrets are never readable by others, not even briefly.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            tmps.append(tmp)
+            with os.fdopen(fd, "w") as f:
+                json.dump(tree, f, indent=2, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+        for tmp, p in zip(tmps, paths):
+            os.replace(tmp, p)
+    except OSError as e:
+        raise WriteError("cannot write %s: %s" % (e.filename or out_dir, e.strerror or e))
+    finally:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     return paths
 
 
@@ -243,13 +282,23 @@ def main(argv=None, ask=input, ask_secret=getpass.getpass):
     except ConfigError as e:
         print("provision: refused: %s" % e, file=sys.stderr)
         return 2
-    except ValueError as e:          # a typed answer that is not a number
+    except (ValueError, OverflowError) as e:  # a typed answer that is not a number, --low inf
         print("provision: refused: %s" % e, file=sys.stderr)
         return 2
+    except EOFError:
+        print("provision: standard input ended before every question was answered; nothing written",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("provision: interrupted; nothing written", file=sys.stderr)
+        return 130
     try:
         paths = write(a.out_dir, plain, secret, a.force)
     except FileExistsError as e:
         print("provision: %s exists; pass --force to replace it" % e, file=sys.stderr)
+        return 1
+    except WriteError as e:
+        print("provision: %s; nothing written" % e, file=sys.stderr)
         return 1
     print("wrote %s: %s" % (paths[0], ", ".join(sorted(_leaves(plain))) or "(defaults)"))
     print("wrote %s (mode 600): %s" % (paths[1], ", ".join(sorted(_leaves(secret))) or "(none)"))

@@ -11,6 +11,7 @@ broker, or when the firmware dies.
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -46,8 +47,20 @@ INJECT_EVENTS = ("crash_radio", "crash_tick", "crash_player", "hang_radio")
 trace_mod.EVENTS = trace_mod.EVENTS + INJECT_EVENTS
 
 
+# --speed: from a tenth of real time to 10 000x (a week in a minute); beyond, the host is the bottleneck
+# and the timings mean nothing. The scenario may take at most a day of real time at the speed chosen.
+MIN_SPEED = 0.1
+MAX_SPEED = 10000.0
+MAX_REAL_S = 24 * 3600
+EXIT_LOST = 3  # the scenario ran, but readings the gateway accepted never reached the broker
+
+
 class SimError(Exception):
     """A one-line reason to stop with a non-zero exit."""
+
+
+class LostReadings(SimError):
+    """The scenario ran, and readings were lost on the way to the broker: exit EXIT_LOST."""
 
 
 def fail(msg, code=2):
@@ -86,12 +99,15 @@ def parse_args(argv):
 
 def _read_json(path, what):
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, encoding="utf-8-sig") as f:
+            out = json.load(f)
     except OSError as e:
         raise SimError("%s %s: %s" % (what, path, e.strerror))
-    except ValueError as e:
+    except ValueError as e:  # UnicodeDecodeError too
         raise SimError("%s %s: not valid JSON (%s)" % (what, path, e))
+    if not isinstance(out, dict):
+        raise SimError("%s %s: must be a JSON object {...}, not %s" % (what, path, type(out).__name__))
+    return out
 
 
 def _deep_merge(a, b):
@@ -167,7 +183,11 @@ class Subscriber:
         self.availability = []  # (monotonic, value)
         self.state = None
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="nightstand-sim-follower")
+        # A persistent session and a quick reconnect: after a broker restart the summary counted 25 readings
+        # at the broker when 31 of 31 had arrived (the follower was still in paho's reconnect backoff).
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=False,
+                                  client_id="nightstand-sim-follower-%d-%d" % (os.getpid(), id(self) & 0xFFFF))
+        self.client.reconnect_delay_set(0.05, 0.5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(prefix + "/#", qos=1)
         self.client.connect(host, port, keepalive=30)
@@ -191,8 +211,8 @@ class Subscriber:
             return [r.get("seq") for r in self.readings]
 
     def stop(self):
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 class Sim:
@@ -205,6 +225,7 @@ class Sim:
         self.status = status_mod.Status() if not args.quiet else None
         self.events_out = None
         self.sent = []            # seqs the simulated CGM broadcast (and the gateway could hear)
+        self.accepted = []        # seqs the gateway accepted (its `reading` events, live ones)
         self.sensor_on = True
         self.wifi_up = True
         self.broker_mode = "up"
@@ -334,6 +355,8 @@ class Sim:
             except ValueError:
                 sys.stderr.write("firmware: " + line.decode(errors="replace"))
                 continue
+            if ev.get("event") == "reading" and not ev.get("backfilled") and ev.get("seq") is not None:
+                self.accepted.append(ev["seq"])
             self.events_out.write(json.dumps(ev) + "\n")
             self.events_out.flush()
             if self.status:
@@ -369,7 +392,7 @@ class Sim:
         while time.monotonic() < deadline:
             if self.fw.returncode is not None:
                 return
-            if set(self.sent) <= set(self.sub.seqs()):
+            if set(self.sent) <= set(self.sub.seqs()) and set(self.accepted) <= set(self.sub.seqs()):
                 return
             if self.broker_mode != "up" or not self.wifi_up:
                 return  # the scenario ends with the cloud away: nothing can drain
@@ -427,6 +450,9 @@ class Sim:
                 raise SimError("firmware exited with code %s during the scenario (see %s)"
                                % (self.fw.returncode, fw_log.name))
             await self.wait_drained()
+            if self.fw.returncode is not None:
+                raise SimError("firmware exited with code %s at the end of the scenario (see %s)"
+                               % (self.fw.returncode, fw_log.name))
             played_s = self.sim_s()
         finally:
             self.to_fw({"quit": True})
@@ -447,24 +473,39 @@ class Sim:
             if self.events_out is not sys.stdout:
                 self.events_out.close()
             fw_log.close()
+        shutil.rmtree(workdir, ignore_errors=True)  # kept only when a failure above names its firmware.log
         seqs = self.sub.seqs()
         unique = sorted(set(s for s in seqs if s is not None))
         in_order = [s for i, s in enumerate(seqs) if i == 0 or s != seqs[i - 1]] == unique
         if self.status:
             sys.stderr.write(self.status.summary(len(self.sent), len(set(self.sent) & set(unique)), in_order,
                                                  played_s, time.monotonic() - real0) + "\n")
+        lost = sorted(set(self.accepted) - set(unique))
+        if lost and self.broker_mode == "up" and self.wifi_up:
+            raise LostReadings("%d of %d readings the gateway accepted never reached the broker (seq %s)"
+                               % (len(lost), len(set(self.accepted)), ",".join(str(x) for x in lost[:10])))
         return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.speed <= 0:
-        fail("--speed must be > 0")
+    if not (math.isfinite(args.speed) and MIN_SPEED <= args.speed <= MAX_SPEED):
+        fail("--speed must be a number from %g to %g (got %s)" % (MIN_SPEED, MAX_SPEED, args.speed))
     if args.noise < 0:
         fail("--noise must be >= 0")
+    if not (math.isfinite(args.drain_s) and 0 <= args.drain_s <= 3600):
+        fail("--drain-s must be 0..3600 real seconds")
+    if not (math.isfinite(args.tail_s) and 0 <= args.tail_s <= trace_mod.MAX_MINUTE * 60):
+        fail("--tail-s must be 0..%d simulated seconds" % (trace_mod.MAX_MINUTE * 60))
+    if args.fw_config and args.fw_config != "-" and not os.path.isfile(args.fw_config):
+        fail("--fw-config %s: no such file" % args.fw_config)
     broker = None
     try:
         rows = trace_mod.load(args.trace)
+        real_s = (rows[-1].minute * 60 + args.tail_s) / args.speed
+        if real_s > MAX_REAL_S:
+            raise SimError("the scenario would take %.0f h of real time at --speed %g (limit %d h): "
+                           "raise --speed or shorten the trace" % (real_s / 3600, args.speed, MAX_REAL_S // 3600))
         cfg_layer, secrets, cfg = load_config(args)
         if cfg["sensor"]["kind"] == "cgms" and args.adverts:
             raise SimError("--adverts replays broadcast advertisements: use it without --sensor cgms")
@@ -476,6 +517,8 @@ def main(argv=None):
             host, port = broker.host, broker.port
         sim = Sim(args, rows, cfg_layer, secrets, cfg, adverts)
         return asyncio.run(sim.run(host, port))
+    except LostReadings as e:
+        fail(str(e), EXIT_LOST)
     except (trace_mod.TraceError, SimError, RuntimeError) as e:
         fail(str(e))
     except KeyboardInterrupt:
