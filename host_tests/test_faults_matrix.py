@@ -10,6 +10,7 @@
 # here a crash is one more fault in the middle of an outage and a low.
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -439,6 +440,106 @@ def test_a_command_flood_and_oversized_messages_during_a_low(tmp_path, mosquitto
     print("flood: heap_free before %d, after %d (best of %d), dropped %d, oversized %d, audits %d, sim %d..%d s"
           % (before["heap_free"], best, len(after), last["cmd_dropped"], last["cmd_oversized"], len(audits),
              flood_t0, flood_t1))
+
+
+# ---- the broker's access list as a family deploys it (tools/mosquitto/, docs/mosquitto-acl.md) -----------
+def _acl_broker(gid, passwords):
+    """mosquitto with the shipped conf and acl, the example's gateway id `bedroom` replaced by gid."""
+    import tempfile
+    from simlib import brokers
+    d = tempfile.mkdtemp(prefix="nightstand-acl-")
+    with open(os.path.join(ROOT, "tools", "mosquitto", "acl")) as f:
+        acl = f.read().replace("bedroom", gid)
+    with open(os.path.join(d, "acl"), "w") as f:
+        f.write(acl)
+    passwd = os.path.join(d, "passwd")
+    for i, (user, pw) in enumerate(sorted(passwords.items())):
+        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [passwd, user, pw],
+                       check=True, capture_output=True)
+    conf = []
+    with open(os.path.join(ROOT, "tools", "mosquitto", "mosquitto.conf")) as f:
+        for line in f:
+            if line.split()[:1] in (["listener"], ["persistence"], ["persistence_location"], ["autosave_interval"]):
+                continue  # the test's own listener on loopback, no persistence
+            conf.append(line.replace("/etc/mosquitto/nightstand.passwd", passwd)
+                        .replace("/etc/mosquitto/nightstand.acl", os.path.join(d, "acl")))
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o644)
+    os.chmod(d, 0o755)
+    return brokers.start_mosquitto(extra_conf="".join(conf), allow_anonymous=False), d
+
+
+def _client(port, user, pw, name):
+    import paho.mqtt.client as mqtt
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name)
+    if user:
+        c.username_pw_set(user, pw)
+    return c
+
+
+@full_only
+def test_broker_access_list_only_family_users_send_commands(tmp_path, gateway):
+    import shutil
+    from firmware.core import commands
+    gid, prefix = gateway["id"], gateway["prefix"]
+    pw = {"nightstand-" + gid: "gw-pass-1", "mum": "mum-pass-1", "homeassistant": "ha-pass-1",
+          "guest": "guest-pass-1"}
+    broker, d = _acl_broker(gid, pw)
+    cfg = tmp_path / "acl.json"
+    # max_age_s 3600: at speed 200 the gateway's clock runs 200 times faster than this test's
+    cfg.write_text(json.dumps({"gateway_id": gid, "mqtt": {"user": "nightstand-" + gid},
+                               "commands": {"secret": FLOOD_SECRET, "max_age_s": 3600}}))
+    sec = tmp_path / "acl-secrets.json"
+    sec.write_text(json.dumps({"mqtt": {"password": pw["nightstand-" + gid]}}))
+    got = []
+    ha = _client(broker.port, "homeassistant", pw["homeassistant"], "ha-" + gid)
+    ha.on_message = lambda c, u, m: got.append((m.topic[len(prefix) + 1:], m.payload))
+    ha.on_connect = lambda c, u, f, rc, p=None: c.subscribe(prefix + "/#", 1)
+    try:
+        ha.connect("127.0.0.1", broker.port, 30)
+        ha.loop_start()
+        run = faults.SimRun(tmp_path, scenario(15, "", 40, "", end=55), broker.port, "--config", cfg,
+                            "--secrets", sec, speed=SPEED,
+                            env={"NIGHTSTAND_SIM_MQTT_USER": "homeassistant",
+                                 "NIGHTSTAND_SIM_MQTT_PASSWORD": pw["homeassistant"]})
+        run.wait_for(lambda e: any(x.get("event") == "reading" and x["t"] >= 10 * MIN for x in e))
+        secret = bytes.fromhex(FLOOD_SECRET)
+        faults.wait_until(lambda: any(t == "reading" for t, _ in got), 10)
+        now = max(json.loads(p).get("date") or 0 for t, p in got if t == "reading") // 1000  # its clock
+        sent = {}
+        for user, name in (("guest", "snooze"), ("mum", "selftest")):
+            c = _client(broker.port, user, pw[user], "%s-%s" % (user, gid))
+            c.connect("127.0.0.1", broker.port, 30)
+            c.loop_start()
+            # a properly signed command: only the access list can keep the guest's from the gateway
+            c.publish(prefix + "/cmd/" + name, commands.sign(secret, name, now * 1000 + len(sent), now),
+                      qos=1).wait_for_publish(10)
+            if user == "guest":
+                c.publish(prefix + "/reading", b'{"seq": 999999, "sgv": 40}', qos=1).wait_for_publish(10)
+            c.loop_stop()
+            c.disconnect()
+            sent[user] = name
+        anon = _client(broker.port, None, None, "anon-" + gid)
+        with pytest.raises(Exception):
+            anon.connect("127.0.0.1", broker.port, 30)
+            anon.loop_start()
+            faults.wait_until(anon.is_connected, 3)
+            assert anon.is_connected(), "an anonymous client connected"
+        anon.loop_stop()
+        rc, evs, err = run.wait(300)
+        # the simulator's own follower (homeassistant) got every reading, or it would exit 3
+        assert rc == 0, err
+        faults.wait_until(lambda: any(t == "audit" for t, _ in got), 10)
+        time.sleep(0.5)
+        audits = [json.loads(p) for t, p in got if t == "audit"]
+        assert [(a["cmd"], a["accepted"]) for a in audits] == [("selftest", True)], audits
+        assert not [p for t, p in got if t == "reading" and b"999999" in p]   # no forged reading
+        assert not faults.missed_alarms(evs), faults.missed_alarms(evs)
+        assert set(faults.accepted(evs)) <= {json.loads(p).get("seq") for t, p in got if t == "reading"}
+    finally:
+        ha.loop_stop()
+        broker.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- TLS certificate mismatch (issue 6's test broker: CA, server certificate and password made at test time)

@@ -188,6 +188,9 @@ class Subscriber:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=False,
                                   client_id="nightstand-sim-follower-%d-%d" % (os.getpid(), id(self) & 0xFFFF))
         self.client.reconnect_delay_set(0.05, 0.5)
+        if os.environ.get("NIGHTSTAND_SIM_MQTT_USER"):  # a broker with an access list (tools/mosquitto/)
+            self.client.username_pw_set(os.environ["NIGHTSTAND_SIM_MQTT_USER"],
+                                        os.environ.get("NIGHTSTAND_SIM_MQTT_PASSWORD"))
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(prefix + "/#", qos=1)
         self.client.connect(host, port, keepalive=30)
