@@ -31,11 +31,7 @@ import json
 from firmware.core import hmac_sha256
 from firmware.core.patterns import ALARM_PATTERNS
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MAX_PAYLOAD = const(512)     # a real command is < 200 bytes; bigger is refused before parsing
 _MAX_COUNTER = 1 << 53  # JSON-safe integers (every language reads them); too big for const on ESP32
@@ -179,8 +175,3 @@ def audit_record(name, accepted, reason, source):
         "reason": None if accepted else (reason if reason in REASONS else "malformed"),
         "source": _safe_text(source, 32),
     }
-
-
-# --- config keys: in firmware/core/commands_schema.py, so that loading the config does not load the
-# HMAC code on a gateway with remote commands disabled (heap) ---
-from firmware.core.commands_schema import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402,F401
