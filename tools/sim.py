@@ -537,6 +537,8 @@ def main(argv=None):
         fail(str(e), EXIT_LOST)
     except (trace_mod.TraceError, SimError, RuntimeError) as e:
         fail(str(e))
+    except OSError as e:  # --events in a folder that is not there, a --data that is a file, ...
+        fail("%s: %s" % (e.filename or "I/O", e.strerror or e))
     except KeyboardInterrupt:
         fail("interrupted", 130)
     finally:

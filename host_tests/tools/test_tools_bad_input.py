@@ -62,9 +62,10 @@ def test_sim_refuses_bad_traces_configs_and_speeds_in_one_line(tmp_path):
         (["--trace", good, "--speed", "-3"], ["--speed"]),
         (["--trace", good, "--fw-config", tmp_path / "nope.json"], ["--fw-config"]),
         (["--trace", tmp_path / "missing.csv"], ["missing.csv"]),
+        (["--trace", good, "--events", good / "ev.jsonl"], ["good.csv"]),   # a file where a folder must be
     ]
     for argv, words in cases:
-        one_line(tool("sim.py", *argv, "--quiet", "--events", tmp_path / "ev.jsonl"), *words)
+        one_line(tool("sim.py", "--quiet", "--events", tmp_path / "ev.jsonl", *argv), *words)
 
 
 def test_sim_refuses_a_scenario_that_would_run_for_days(tmp_path):
