@@ -6,6 +6,7 @@
 # usable default, a line in REQUIRED. RADIO_KINDS are heard over the air by the box's own radio (at most
 # one: it has one radio); every other kind is polled over the network by firmware/shell/http_source.py.
 from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range, str_ as _str
+from firmware.core.checks import num_range as _num_range
 
 
 def _hex_key(v):
@@ -41,15 +42,20 @@ def _url(v):
 # Poll periods: below 10 s the phone's one-connection server (xDrip+ listens with a backlog of 1) is
 # kept busy for nothing (readings come every 1-5 min); above 10 min a lost reading is seen too late.
 _POLL = (60, _int_range(10, 600))
+# Real seconds for each network step (connect+send, each read), never scaled by the simulator's clock.
+# 5 s: a phone on Wi-Fi power save answers within ~1 s, xDrip+ sleeps 1 s+ before a 403; a longer wait
+# only delays noticing a hung phone (the alarm path never waits on it).
+_TIMEOUT = (5, _num_range(0.05, 30))
 
 KINDS = {
     "broadcast": {"id": (200133374, _int_range(0, 0xFFFFFFFF)), "bind_key": ("", _hex_key),
                   "allow_plain": (False, _bool)},
     "cgms": {"address": ("", _str(17)), "passkey": (0, _int_range(0, 999999))},
     "phone": {"host": ("", _host), "port": (17580, _int_range(1, 65535)), "secret": ("", _str(128)),
-              "poll_s": _POLL},
+              "poll_s": _POLL, "timeout_s": _TIMEOUT},
+    # ca: the CA certificate (PEM or DER path on the board) that signed an https:// Nightscout
     "nightscout": {"url": ("", _url), "secret": ("", _str(128)), "token": ("", _str(128)),
-                   "poll_s": _POLL},
+                   "poll_s": _POLL, "timeout_s": _TIMEOUT, "ca": ("", _str(128))},
 }
 RADIO_KINDS = ("broadcast", "cgms")
 REQUIRED = {"cgms": ("address",), "phone": ("host",), "nightscout": ("url",)}
@@ -121,6 +127,8 @@ def check(lst):
             raise ConfigError(key + ".bind_key", "needed unless allow_plain is true")
         if kind == "nightscout" and full["secret"] and full["token"]:
             raise ConfigError(key + ".token", "give secret or token, not both")
+        if kind == "nightscout" and full["url"].startswith("https://") and not full["ca"]:
+            raise ConfigError(key + ".ca", "needed for an https:// url (the CA that signed the server)")
         if kind in RADIO_KINDS:
             if radio is not None:
                 raise ConfigError(key + ".kind", "only one source can use the box's radio (%s is)" % radio)

@@ -23,7 +23,7 @@ def _error(*layers):
 # ---- config ------------------------------------------------------------------------------------
 def test_sources_list_fills_defaults_and_keeps_the_radio_sensor_shape():
     cfg = config.build({"sources": [_BLE, _PHONE, {"kind": "nightscout", "url": "https://ns.example.org",
-                                                   "token": "tok-123"}]})
+                                                   "token": "tok-123", "ca": "ca.pem"}]})
     names = [s["name"] for s in cfg["sources"]]
     assert names == ["broadcast", "phone", "nightscout"]
     phone = cfg["sources"][1]
@@ -55,6 +55,7 @@ def test_each_kind_checks_its_keys_by_position():
     assert _error({"sources": [{"kind": "phone", "host": "http://192.168.1.2"}]})[0] == "sources[0].host"
     assert _error({"sources": [{"kind": "phone", "host": "a", "colour": 1}]})[0] == "sources[0].colour"
     assert _error({"sources": [{"kind": "nightscout", "url": "ftp://x"}]})[0] == "sources[0].url"
+    assert _error({"sources": [{"kind": "nightscout", "url": "https://x"}]})[0] == "sources[0].ca"
     assert _error({"sources": [{"kind": "nightscout", "url": "http://x", "secret": "a" * 12,
                                 "token": "t"}]})[0] == "sources[0].token"
     assert _error({"sources": [{"kind": "carrier-pigeon"}]})[0] == "sources[0].kind"
