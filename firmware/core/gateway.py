@@ -79,7 +79,7 @@ class Gateway:
         """A network source's poll ended (firmware/shell/http_source.py): "ok", "no_data", "down",
         "hung", "auth_failed" or "bad". auth_failed is a fault naming the source (the box shows
         `fault`, never a silent stop); any other answer clears it."""
-        self.merge.outcome(name, outcome)
+        self.merge.outcome(name, outcome, why)
         self.set_fault(now_ms, "auth_failed:" + name,
                        ("%s refused our credentials (%s)" % (name, why or "HTTP 403"))
                        if outcome == "auth_failed" else None)
@@ -171,8 +171,11 @@ class Gateway:
     def _judge_links(self, now_ms):
         moved = self.merge.judge(now_ms)
         for src in moved:
-            self._emit({"event": "source", "name": src.name, "state": src.state,
-                        "age_s": self.merge.age_s(src, now_ms), "path": src.path})
+            ev = {"event": "source", "name": src.name, "state": src.state,
+                  "age_s": self.merge.age_s(src, now_ms), "path": src.path}
+            if src.state in ("down", "hung", "bad", "auth_failed") and src.why:
+                ev["why"] = src.why  # e.g. "[Errno 111] ECONNREFUSED", "no answer within 500 ms"
+            self._emit(ev)
         changed = self.links.tick(now_ms)
         for name, up in changed:
             self._emit({"event": "link", "name": name, "up": up})

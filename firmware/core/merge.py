@@ -72,6 +72,7 @@ class _Src:
         self.path = path_of(src)
         self.newest = None       # tick the newest reading it delivered was measured
         self.outcome = None      # the last poll's answer (network sources)
+        self.why = None          # ... and its reason in words (refused, timed out, HTTP 403, ...)
         self.since = now_ms      # boot: a source gets its grace before it is judged silent
         self.state = "starting"
 
@@ -112,11 +113,12 @@ class Merge:
             return BACKFILL  # news to us, but too old to be live: published, never alarmed
         return LIVE
 
-    def outcome(self, name, what):
+    def outcome(self, name, what, why=None):
         """A network source's poll ended: "ok", "no_data", "down", "hung", "auth_failed" or "bad"."""
         s = self.get(name)
         if s is not None:
             s.outcome = what
+            s.why = why
 
     def _state(self, s, now_ms):
         if s.outcome in _OUTCOME_STATES:
@@ -129,7 +131,10 @@ class Merge:
             return "silent" if s.path == "radio" else "no_data"
         if s.outcome == "no_data" and ticks.diff(now_ms, s.newest) >= self.stale_ms:
             return "no_data"
-        return "up" if ticks.diff(now_ms, s.newest) < self.stale_ms else "stale"
+        if ticks.diff(now_ms, s.newest) < self.stale_ms:
+            return "up"
+        # the radio hears nothing old: no fresh reading means it hears nothing (out of range, dead)
+        return "silent" if s.path == "radio" else "stale"
 
     def age_s(self, s, now_ms):
         return None if s.newest is None else max(0, ticks.diff(now_ms, s.newest)) // 1000

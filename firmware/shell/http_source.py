@@ -190,6 +190,11 @@ class HttpSource:
             self.addr = None  # look the name up again next time
             outcome, why, data = "down", str(e), None
         now = clock.ticks_ms()
+        if data == b"" and eof:
+            # closed without a byte: a server that refuses us (Juggluco with "Local only" ticked
+            # closes connections from other addresses) or an app restarting
+            outcome, why, data = "down", "closed the connection without answering", None
+            self.fails += 1
         if data is not None:
             a = lan_entries.parse(data, eof, self.kind, clock.wall_ms())
             outcome, why = self._answer(a, now)
