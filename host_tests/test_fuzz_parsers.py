@@ -44,7 +44,8 @@ def test_short_seeded_run_finds_no_violation_and_reaches_deep(name):
     assert r["ok"], "%s: %s\n  reproduce: input %s" % (name, r.get("error"), r.get("input_hex"))
     # the run got past the first refusal: more than one kind of outcome, and some inputs accepted
     deep = {"open_broadcast": "accepted", "cgms_records": "decoded", "cgms_racp": "success",
-            "commands": "accepted", "config": "built", "trace": "parsed", "outage_queue": "records"}
+            "commands": "accepted", "config": "built", "trace": "parsed", "outage_queue": "records",
+            "lan_entries": "ok"}
     assert len(r["outcomes"]) >= 2 and r["outcomes"].get(deep[name]), r["outcomes"]
 
 
@@ -113,3 +114,9 @@ def test_trace_parse(data):
 @given(_hostile(fuzz.Queue, 1100))
 def test_outage_queue_over_any_flash_content(data):
     _check_all(fuzz.Queue(), data)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(_hostile(fuzz.LanEntries, 600))
+def test_lan_entries_parse(data):
+    _check_all(fuzz.LanEntries(), data)

@@ -82,6 +82,8 @@ def merge_layers(lists):
             if type(e) is not dict:
                 raise ConfigError(key, "must be a JSON object with a \"kind\"")
             name = e.get("name", e.get("kind"))
+            if type(name) is not str:
+                raise ConfigError(key + ".name" if "name" in e else key + ".kind", "must be a string")
             hit = None
             for o in out:
                 if o.get("name", o.get("kind")) == name and name is not None:
@@ -101,7 +103,7 @@ def check(lst):
     for i, e in enumerate(lst):
         key = "sources[%d]" % i
         kind = e.get("kind")
-        spec = KINDS.get(kind)
+        spec = KINDS.get(kind) if type(kind) is str else None
         if spec is None:
             raise ConfigError(key + ".kind", "must be one of " + ", ".join(sorted(KINDS)))
         name = e.get("name", kind)
