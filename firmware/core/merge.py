@@ -98,7 +98,9 @@ class Merge:
         if s is not None and (s.newest is None or ticks.diff(measured_ms, s.newest) > 0):
             s.newest = measured_ms  # the source delivered it, even if another source was first
         for m, v, sid, sq in self.recent:
-            if (sid == sensor_id and sq == seq) or (
+            # one sensor's own sequence numbers tell its readings apart; time and value only match
+            # readings across sources (whose sequence numbers mean different things)
+            if (sq == seq) if sid == sensor_id else (
                     abs(ticks.diff(measured_ms, m)) <= _SAME_MS and mgdl is not None and v is not None
                     and abs(mgdl - v) <= _SAME_MGDL):
                 self.dups += 1
