@@ -9,7 +9,8 @@ version, chip); install aioble with mip (and umqtt.simple only when the firmware
 it); compile firmware/ to .mpy with an mpy-cross whose bytecode version matches the board; replace
 /firmware on the board; copy /board.json, /config.json, /secrets.json, boot.py, main.py; reset; show
 the first boot lines. The copy runs in safe mode (flag file + hard reset) so the watchdog of a
-running gateway cannot reset the board mid-copy. --dry-run prints the exact command sequence, one per line, and needs no board.
+running gateway cannot reset the board mid-copy. --dry-run prints the exact command sequence, one per
+line, and needs no board.
 """
 import argparse
 import json

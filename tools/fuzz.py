@@ -30,7 +30,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "host_tests", "shims")):
+for p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tools", "shims")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
@@ -38,7 +38,7 @@ from firmware.core import commands as cmd_mod  # noqa: E402
 from firmware.core import config as config_mod  # noqa: E402
 from firmware.sensor import cgms  # noqa: E402
 from firmware.sensor import open_broadcast as ob  # noqa: E402
-from firmware.sensor.counter_store import MemoryCounterStore  # noqa: E402
+from firmware.shell.counter_store import MemoryCounterStore  # noqa: E402
 from firmware.sensor import lan_entries  # noqa: E402
 from firmware.shell.outage_queue import OutageQueue  # noqa: E402
 from simlib import trace as trace_mod  # noqa: E402
@@ -54,7 +54,7 @@ class Violation(AssertionError):
 
 
 def _vectors(name):
-    with open(os.path.join(ROOT, "host_tests", "vectors", name)) as f:
+    with open(os.path.join(ROOT, "tools", "vectors", name)) as f:
         return json.load(f)
 
 

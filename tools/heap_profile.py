@@ -34,6 +34,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, ROOT)
 
 import soak  # noqa: E402
 
@@ -42,10 +43,9 @@ HOST_ONLY = ("firmware.hal.host", "firmware.hal.virtual_aioble", "firmware.hal.v
 # loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage
 # queue and umqtt (imported by the uplink thread).
 ENTRY = ("firmware.hal.host", "firmware.shell.app", "firmware.shell.config_store",
-         "firmware.sensor.open_broadcast", "firmware.sensor.counter_store", "firmware.shell.outage_queue",
+         "firmware.sensor.open_broadcast", "firmware.shell.counter_store", "firmware.shell.outage_queue",
          "umqtt.simple")
-BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-             "firmware.core.alarm_schema", "firmware.core.checks")
+from firmware.shell.config_store import BOOT_ONLY  # noqa: E402  (the modules the app drops after boot)
 # Loaded by the uplink thread on the first spill to flash (or at boot when the file holds records): a
 # night with the cloud up never has it. Still imported here, so its cost is shown.
 OUTAGE_ONLY = ("firmware.shell.outage_queue",)

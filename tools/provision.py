@@ -227,7 +227,7 @@ def split_source_secrets(plain, secret):
     return plain, secret
 
 
-# What to tell the maker for each answer of --check-phone, in the apps' own words (LAN_SOURCES.md).
+# What to tell the maker for each answer of --check-phone, in the apps' own words (docs/sources.md).
 PHONE_HINTS = {
     "down": "nothing answers there: is the app's web service on (xDrip+: Settings > Inter-app settings > "
             "xDrip Web Service and Open Web Service; Juggluco: Settings > Web server, Active, untick "

@@ -4,7 +4,7 @@
     python tools/sim.py --trace FILE [--speed N] [--events FILE] [--broker HOST:PORT] [--config FILE]
                         [--sensor broadcast|cgms] [--noise N] [--adverts FILE]
 
-See README.md ("Simulator") for every flag, the trace format and the event log.
+See docs/simulator.md for every flag, the trace format and the event log.
 Exits 0 when the scenario has been played; non-zero with a one-line reason on a bad trace, config or
 broker, or when the firmware dies.
 """
@@ -25,26 +25,26 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 # CPython has no MicroPython cryptolib: the simulated CGM encrypts through the same AES-ECB shim the
 # tests use, so the firmware's own CCM code builds the frames.
-sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 from firmware.core import config as config_mod  # noqa: E402  (the firmware's own validator)
 from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402
 from simlib.proxy import BrokerProxy  # noqa: E402
 
-# Fault events beyond CONTRACTS section 1 (README "Fault matrix"): a half-open broker path, DNS failing,
-# flash full. tools/simlib/trace.py validates event names against this tuple.
+# Fault events beyond the trace format of docs/simulator.md (docs/testing.md, fault matrix): a half-open
+# broker path, DNS failing, flash full. tools/simlib/trace.py validates event names against this tuple.
 trace_mod.EVENTS = trace_mod.EVENTS + ("broker_halfopen", "dns_down", "dns_up", "flash_full", "flash_ok")
 
 DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
 # Demo bind key for the simulated CGM when no config is given (the shared test-vector key).
 DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
 CGM_ADDR = "c4:7a:01:22:33:44"
-# Host-only fault injection (trace events beyond CONTRACTS section 1): the host board raises once inside
+# Host-only fault injection (trace events beyond the usual ones, docs/simulator.md): the host board raises once inside
 # the named task at its next check-in with the supervisor, e.g. crash_radio inside the next BLE scan;
 # hang_radio wedges the virtual BLE stack for good (no scan result, no end of the scan window).
 INJECT_EVENTS = ("crash_radio", "crash_tick", "crash_player", "hang_radio")
 trace_mod.EVENTS = trace_mod.EVENTS + INJECT_EVENTS
-# Network sources (CONTRACTS §7): --source phone / --source nightscout serve the trace on loopback;
+# Network sources (docs/sources.md): --source phone / --source nightscout serve the trace on loopback;
 # these events act on them (sensor_off/sensor_on act on the over-the-air sensor only).
 LAN_EVENTS = tuple("%s_%s" % (who, what) for who in ("phone", "ns") for what in ("down", "hang", "stale", "up"))
 trace_mod.EVENTS = trace_mod.EVENTS + LAN_EVENTS
@@ -317,7 +317,7 @@ class Sim:
                 self.peer.set_in_range(self.sensor_on)
 
     async def apply_lan(self):
-        for name, server in self.lan.items():
+        for server in self.lan.values():
             mode = self.lan_modes.get("phone" if server.kind == "phone" else "ns", "up")
             await server.set_mode(mode if self.wifi_up else "down")
 
@@ -463,6 +463,9 @@ class Sim:
         cfg_path, sec_path = self.write_fw_config(workdir)
         prefix = self.cfg["mqtt"]["prefix"] + "/" + self.cfg["gateway_id"]
         self.sub = Subscriber(broker_host, broker_port, prefix)
+        if args.events and os.path.dirname(args.events):
+            # `make sim` writes build/sim-events.jsonl: a fresh clone has no build/ yet.
+            os.makedirs(os.path.dirname(args.events), exist_ok=True)
         self.events_out = open(args.events, "w") if args.events else sys.stdout
         env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
                    NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,

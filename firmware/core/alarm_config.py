@@ -60,7 +60,7 @@ DEFAULTS = {
         "escalate_s": 300,
         # The last alarm of a side ends only after the recovery held this long (0 = at the first
         # reading past the dead-band). 15: on simulated patients, 10 still let 2 of 22 hypo episodes
-        # raise twice, 15 one (a sensor reading 90 for 25 min while true BG stayed 60); see README.
+        # raise twice, 15 one (a sensor reading 90 for 25 min while true BG stayed 60); docs/alarms.md.
         "rearm_min": 15,
     },
     "night": {

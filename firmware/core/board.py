@@ -3,11 +3,7 @@
 # the dotted key to fix ("led.pin", "button.pull"), the same error the gateway config uses.
 from firmware.core.config import ConfigError
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 # A press shorter than this is contact bounce, not a person (tactile switches bounce for < 10 ms).
 DEBOUNCE_MS = const(30)

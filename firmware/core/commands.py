@@ -24,11 +24,7 @@ import json
 from firmware.core import hmac_sha256
 from firmware.core.patterns import ALARM_PATTERNS
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MAX_PAYLOAD = const(512)     # a real command is < 200 bytes; bigger is refused before parsing
 _MAX_COUNTER = 1 << 53  # JSON-safe integers (every language reads them); too big for const on ESP32

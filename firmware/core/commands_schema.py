@@ -1,10 +1,6 @@
 # Config keys of the remote commands (commands.secret, commands.max_age_s), in the
 # (default, checker) leaf format of firmware.core.config.SCHEMA.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MIN_SECRET = const(16)       # 128 bits: shorter shared secrets are guessable offline
 _DEFAULT_MAX_AGE_S = const(300)  # phone and gateway clocks agree within a few minutes via NTP

@@ -2,7 +2,7 @@
 # The same code runs on the board, in the host runtime and in tools/provision.py.
 
 
-from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range  # noqa: F401
+from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range
 from firmware.core.checks import num_range as _num_range, one_of as _one_of, str_ as _str
 
 
@@ -148,7 +148,7 @@ def check_consistency(cfg):
 def build(*layers):
     """Defaults, then each layer (parsed JSON objects, e.g. config then secrets), then checks.
 
-    cfg["sources"] is always the list of sources (CONTRACTS §6-§7); cfg["sensor"] is the one heard by
+    cfg["sources"] is always the list of sources (docs/sources.md); cfg["sensor"] is the one heard by
     the box's own radio in the old `sensor` shape (or None when every source is on the network)."""
     cfg = defaults()
     src_lists, sensor_given = [], False

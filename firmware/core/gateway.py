@@ -1,6 +1,6 @@
 # The gateway core (pure): readings, button presses and link news in; effects out.
 # Effects are tuples the shell carries out, in order:
-#   ("event", dict)                                 one event-log entry (CONTRACTS §2)
+#   ("event", dict)                                 one event-log entry (docs/simulator.md)
 #   ("pattern", name, sound)                        what the LED/buzzer show now; sound is a mode:
 #                                                   "off", "soft", "on" or "escalated"
 #   ("publish", suffix, payload, qos, retain)       an MQTT message under <prefix>/ (payload: dict or str)

@@ -1,4 +1,4 @@
-# Merge of glucose sources (pure, CONTRACTS §7): every source feeds one stream into the alarm engine.
+# Merge of glucose sources (pure, docs/sources.md): every source feeds one stream into the alarm engine.
 #
 # Each reading comes with the tick at which the sensor measured it (the box's radio: when it heard it;
 # a network source: when it was polled minus the reading's age from the answer's own Date header).
@@ -8,11 +8,7 @@
 # never alarmed as news. Each source keeps its own state and the age of its newest reading.
 from firmware.core import ticks
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 LIVE = const(0)
 BACKFILL = const(1)

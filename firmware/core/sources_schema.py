@@ -1,4 +1,4 @@
-# The `sources` config list (CONTRACTS §6-§7): one schema per source kind, the merge of layers by
+# The `sources` config list (docs/sources.md): one schema per source kind, the merge of layers by
 # source name, and the checks that name the bad entry ("sources[1].port"). Boot-only, like the other
 # schema modules: app.py drops it with the config loader.
 #
@@ -111,8 +111,8 @@ def check(lst):
         if why:
             raise ConfigError(key + ".name", why)
         full = {"kind": kind, "name": name}
-        for k, (default, checker) in spec.items():
-            full[k] = default
+        for k, leaf in spec.items():
+            full[k] = leaf[0]  # the default
         for k, v in e.items():
             if k in ("kind", "name"):
                 continue

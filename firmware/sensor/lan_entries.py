@@ -1,17 +1,13 @@
-# Pure parser for what a network source answers (LAN_SOURCES.md): the phone's `GET /sgv.json`
+# Pure parser for what a network source answers (docs/sources.md): the phone's `GET /sgv.json`
 # (xDrip+, Juggluco, GlucoDataHandler) and Nightscout's `GET /api/v1/entries/sgv.json`.
 # Bytes in, an Answer out; no sockets, no clock: the shell passes the bytes it read (at most MAX_BYTES)
 # and, when it knows wall time, the box's epoch ms.
 #
 # A reading's age comes from the answer itself: age = the response's `Date` header - the entry's `date`,
 # both from the phone's (or server's) own clock, so it needs no NTP on the box and survives a home with
-# no internet. Only if an answer carries no `Date` (LAN_SOURCES.md lists none in Juggluco's reply) is
+# no internet. Only if an answer carries no `Date` (docs/sources.md lists none in Juggluco's reply) is
 # the box's own wall clock used instead; with neither, the answer is refused ("no Date header").
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 import json
 

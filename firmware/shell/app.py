@@ -11,11 +11,7 @@ from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
 from firmware.shell.uplink import Uplink, forget as _forget, open_queue
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _TICK_MS = const(1000)         # core judgement period: link silence is judged to the second
 _HEALTH_MS = const(60000)      # health topic period
@@ -108,8 +104,7 @@ class App:
             if rx is not None:
                 self.gw.on_cloud_ok(rx)
             self.gw.tick(now, self.clock.wall_ms())
-            self.player.led_percent = (self.cfg["night"]["led_percent"]
-                                       if self.gw.alarms.is_night() else 100)
+            self.player.led_percent = self.gw.alarms.led_percent()
             self.flush()
             await self.clock.sleep_ms(_TICK_MS)
 
@@ -134,7 +129,7 @@ class App:
                 "queue_depth": self.uplink.depth(),
                 "dropped": self.uplink.lost(),
                 "resets": self.restarts,
-                # each source's state, the age of its newest reading and its path (CONTRACTS §7)
+                # each source's state, the age of its newest reading and its path (docs/sources.md)
                 "sources": self.gw.merge.snapshot(now),
             }, 0, False)
 
@@ -174,9 +169,7 @@ def _load_config(data_dir):
     imports them afresh). A function of its own, so no frame that lives on keeps the module."""
     from firmware.shell import config_store
     out = config_store.load(data_dir)
-    for name in ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-                 "firmware.core.sources_schema",
-                 "firmware.core.alarm_schema", "firmware.core.checks"):
+    for name in config_store.BOOT_ONLY:
         _forget(name)
     return out
 

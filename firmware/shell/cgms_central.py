@@ -1,4 +1,4 @@
-# Central for the Bluetooth SIG CGM Service 0x181F (CONTRACTS.md section 5), on the aioble surface
+# Central for the Bluetooth SIG CGM Service 0x181F (docs/sensors.md), on the aioble surface
 # (the real aioble on the ESP32, firmware/hal/virtual_aioble.py on the host). Records in, readings to
 # the core (CgmsTracker decides live vs backfilled), nothing else: the network is never on this path.
 #
@@ -12,11 +12,7 @@
 # the core's sensor-silence alarm sounds if the link stays down.
 import asyncio
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core import ticks
 from firmware.sensor import cgms

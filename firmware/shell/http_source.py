@@ -1,5 +1,5 @@
 # Network glucose sources: one asyncio task per `phone` or `nightscout` source polls it over HTTP/1.0
-# (LAN_SOURCES.md §7) and hands new readings to the core, which merges them with the radio's
+# (docs/sources.md) and hands new readings to the core, which merges them with the radio's
 # (firmware/core/merge.py). This task is beside the alarm path, never on it: the radio task feeds the
 # core and the player without waiting for anything here, and every step here that waits on the network
 # has its own timeout (sources[].timeout_s, real seconds like mqtt.timeout_s):
@@ -23,11 +23,7 @@ from firmware.core import ticks
 from firmware.core.reading import Reading
 from firmware.sensor import lan_entries
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _CHUNK = const(512)            # one read: small enough to be a cheap transient on the board
 _DNS_KEEP_MS = const(3600000)  # a looked-up address is reused for an hour (or until a poll fails)
@@ -59,7 +55,7 @@ def request(src, last_modified=None):
     """(host, port, tls, request bytes) for a source config entry."""
     if src["kind"] == "phone":
         host, port, tls = src["host"], src["port"], False
-        # brief_mode needs a value: xDrip+ drops a parameter without "=value" (LAN_SOURCES.md §1)
+        # brief_mode needs a value: xDrip+ drops a parameter without "=value" (docs/sources.md)
         path = "/sgv.json?count=3&brief_mode=Y"
         secret, token = src["secret"], ""
     else:
@@ -115,7 +111,7 @@ class HttpSource:
             def look():
                 try:
                     slot.append(sock_mod.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0])
-                except Exception as e:  # noqa: BLE001 - handed to the task as its reason
+                except Exception as e:  # handed to the task as its reason
                     slot.append(e)
 
             _thread.start_new_thread(look, ())

@@ -51,7 +51,7 @@ class TimedSocket:
     def _ready(self, mask):
         # Poll only for the direction this call waits on: a TCP socket is nearly always writable,
         # so a read polling for POLLOUT too woke at once and spun, allocating poll()'s result list
-        # every turn (heap dips of ~200 KiB on the unix port, README finding 8) and, on a board,
+        # every turn (heap dips of ~200 KiB on the unix port; host_tests/unit/test_mqtt_guard.py) and, on a board,
         # taking the interpreter from the alarm path for as long as the broker kept us waiting.
         if self._poll is None:
             self.raw.setblocking(False)

@@ -1,9 +1,5 @@
 # Radio tasks: the first hop of the alarm path. Sensor frames in, readings to the core, nothing else.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 # Finite scan windows: aioble keeps one result per address for a scan's whole duration, and rotating
 # random addresses would grow that set without bound. 10 s windows bound it to one window's devices.
@@ -18,7 +14,7 @@ def make_receiver(cfg, data_dir):
     s = cfg["sensor"]
     if s["kind"] == "broadcast":
         from firmware.sensor.open_broadcast import BroadcastReceiver
-        from firmware.sensor.counter_store import FileCounterStore
+        from firmware.shell.counter_store import FileCounterStore
         return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
     # cgms: the central task (firmware/shell/cgms_central.py) owns the connection; the tracker is
     # its state that must outlive a crashed-and-restarted task (what was delivered, open gaps).

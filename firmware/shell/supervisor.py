@@ -16,11 +16,7 @@ from firmware.core.faults import ClockWatch, HeapWatch
 from firmware.shell.clock import hang_bound_ms
 from firmware.shell.crashlog import CrashLog
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 CRITICAL = ("radio", "tick", "player")
 # Board watchdog: 10 s. The monitor feeds it every second, so nine missed feeds are slack for a slow
@@ -245,7 +241,7 @@ class Supervisor:
         gw.set_fault(now, "clock", self.clock_watch.judge(now, self.board.wifi.isconnected(),
                                                           self.clock.wall_ms() is not None))
         # The broadcast receiver's replay counters: a file that could not be read at boot or written since
-        # weakens replay protection until the next good write (firmware/sensor/counter_store.py).
+        # weakens replay protection until the next good write (firmware/shell/counter_store.py).
         store = getattr(getattr(app, "receiver", None), "counters", None)
         if store is not None:
             gw.set_fault(now, "counters", getattr(store, "error", None))

@@ -179,3 +179,15 @@ def test_night_softens_only_non_urgent_sounds():
     for name in ("urgent_low", "urgent_low_soon", "sensor_silent", "sensor_and_cloud_silent"):
         assert soften(name, "on", True) == "on"
     assert soften("low", "escalated", True) == "escalated"
+
+
+def test_night_spares_patterns_that_exist_and_softens_every_other_alarm_level():
+    from firmware.core.alarms import LEVELS
+    from firmware.core.night import NEVER_SOFTENED, dim
+    from firmware.core.patterns import TABLE
+    for name in NEVER_SOFTENED:
+        assert name in TABLE, name           # a typo here would let night dim an urgent pattern
+        assert dim((255, 0, 0), name, 10) == (255, 0, 0)
+    soft = [level for level in LEVELS if soften(level, "on", True) == "soft"]
+    assert soft == ["low", "high", "urgent_high", "falling_fast", "rising_fast"]
+    assert dim((0, 160, 0), "ok", 10) == (0, 16, 0)

@@ -1,5 +1,5 @@
-# Several glucose sources (CONTRACTS §6-§7): the `sources` config list, the phone / Nightscout answer
-# parser (firmware/sensor/lan_entries.py, with the quirks of LAN_SOURCES.md) and the merge in the core.
+# Several glucose sources (docs/sources.md): the `sources` config list, the phone / Nightscout answer
+# parser (firmware/sensor/lan_entries.py, with the quirks of docs/sources.md) and the merge in the core.
 from firmware.core import config
 from firmware.core.gateway import Gateway
 from firmware.core.reading import Reading

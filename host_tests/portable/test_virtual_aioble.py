@@ -9,9 +9,9 @@ import asyncio
 
 sys.path.insert(0, "tools")
 
-from firmware.hal import virtual_aioble as va  # noqa: E402
-from firmware.sensor import cgms  # noqa: E402
-from simlib.cgms_peer import CgmsPeer  # noqa: E402
+from firmware.hal import virtual_aioble as va
+from firmware.sensor import cgms
+from simlib.cgms_peer import CgmsPeer
 
 ADDR = "c4:7a:01:22:33:44"
 

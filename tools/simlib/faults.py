@@ -1,7 +1,7 @@
 # Fault-matrix helpers (issue 8), CPython only: a follower that survives a broker restart, a mosquitto that
 # can be killed and started again on the same port, the simulator run in the background, and the three
 # checks every fault case makes (no reading lost, no alarm missed, the right pattern during the fault).
-# Used by host_tests/test_faults_matrix.py, tools/soak.py and tools/bench.py.
+# Used by host_tests/faults/test_faults_matrix.py, tools/soak.py and tools/bench.py.
 import json
 import os
 import signal
@@ -15,7 +15,7 @@ from simlib import brokers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 READING_S = 300          # one CGM reading period: "within one reading"
-URGENT_LOW = 55          # default alarms.urgent_low (CONTRACTS section 6)
+URGENT_LOW = 55          # default alarms.urgent_low (docs/configuration.md)
 LOW = 70                 # default alarms.low
 LOW_PATTERNS = ("urgent_low", "urgent_low_soon", "low")
 DEMO_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"   # tools/sim.py DEMO_BIND_KEY

@@ -1,4 +1,4 @@
-# Loopback stand-ins for the network sources (CONTRACTS §7, LAN_SOURCES.md): the phone's web service
+# Loopback stand-ins for the network sources (docs/sources.md): the phone's web service
 # (xDrip+ / Juggluco / GlucoDataHandler `GET /sgv.json`) and a Nightscout (`GET /api/v1/entries/sgv.json`).
 # They serve the readings the trace has played so far, stamped in the simulation's wall time, with the
 # `Date` header the firmware ages them by, and act out the trace events:
@@ -9,11 +9,11 @@
 import asyncio
 import hashlib
 import json
-import sys
 import os
+import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from firmware.sensor.lan_entries import http_date  # noqa: E402  (the firmware's own date format)
+from firmware.sensor.lan_entries import http_date  # the firmware's own date format
 
 MODES = ("up", "down", "hang", "stale")
 _DIRECTIONS = ((-3.0, "DoubleDown"), (-2.0, "SingleDown"), (-1.0, "FortyFiveDown"), (1.0, "Flat"),

@@ -1,4 +1,4 @@
-# Simulator trace (CONTRACTS §1): CSV with header minute,mgdl,event; rows in time order.
+# Simulator trace (docs/simulator.md): CSV with header minute,mgdl,event; rows in time order.
 import csv
 
 EVENTS = ("broker_down", "broker_hang", "broker_up", "wifi_down", "wifi_up", "button", "button_long",
