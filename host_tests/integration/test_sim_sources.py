@@ -76,8 +76,10 @@ def test_radio_off_phone_on_keeps_the_night_going(tmp_path, mosquitto, gateway):
 
 
 def test_phone_hung_then_stale_then_down_with_a_radio_low_on_time(tmp_path, mosquitto, gateway):
-    rows = [(0, 120), (5, 118), (10, 112, "phone_hang"), (15, 60), (20, 64, "sensor_off"),
-            (25, 70, "phone_stale"), (30, 80), (35, 90), (40, 100, "phone_down"), (45, 110), (50, 115)]
+    # the phone hangs at 10, answers only with what it had from 20, and is gone from 40; the radio
+    # hears a low at 15 and nothing from 25
+    rows = [(0, 120), (5, 118), (10, 112, "phone_hang"), (15, 60), (20, 64, "phone_stale"),
+            (25, 70, "sensor_off"), (30, 80), (35, 90), (40, 100, "phone_down"), (45, 110), (50, 115)]
     rc, evs, err, got, states = _run(tmp_path, gateway, mosquitto, rows, "--sensor", "broadcast",
                                      "--source", "phone")
     assert rc == 0, err
@@ -88,8 +90,8 @@ def test_phone_hung_then_stale_then_down_with_a_radio_low_on_time(tmp_path, mosq
     assert phone.index("hung") < phone.index("stale") < phone.index("down"), phone
     t_hung = [t for t, s in _source_states(evs, "phone") if s == "hung"][0]
     assert 10 * 60 <= t_hung <= 10 * 60 + 60 + 2 * 5 * 60, t_hung  # a poll, plus its read timeout
-    # the last fresh reading was measured at minute 20 (the phone had it when it went stale):
-    # sensor_silent 11 minutes later, not while the stale phone still answered
+    # the last fresh reading was measured at minute 20 (by the radio): sensor_silent 11 minutes later,
+    # though the stale phone still answers (with its minute-15 reading)
     silent = [t for t, n in patterns(evs) if n == "sensor_silent"]
     assert silent and abs(silent[0] - (20 * 60 + 660)) <= 30, silent
     last = states[-1]
