@@ -78,7 +78,8 @@ class Merge:
         self.sensor_after_ms = sensor_after_s * 1000
         self.stale_ms = min(_STALE_MS, self.sensor_after_ms)
         self.src = [_Src(s, now_ms) for s in sources]
-        self.recent = []         # (measured tick, mgdl, sensor_id, seq), oldest first
+        self.recent = []         # (measured tick, mgdl, sensor_id, seq, twins), oldest first; twins:
+        #                          the (sensor_id, seq) other sources delivered it as
         self.newest = None       # measured tick of the newest accepted reading, any source
         self.dups = 0            # deliveries merged away (another source had it first)
 
@@ -93,15 +94,25 @@ class Merge:
         s = self.get(name)
         if s is not None and (s.newest is None or ticks.diff(measured_ms, s.newest) > 0):
             s.newest = measured_ms  # the source delivered it, even if another source was first
-        for m, v, sid, sq in self.recent:
+        for m, v, sid, sq, twins in self.recent:
             # one sensor's own sequence numbers tell its readings apart; time and value only match
-            # readings across sources (whose sequence numbers mean different things)
-            if (sq == seq) if sid == sensor_id else (
-                    abs(ticks.diff(measured_ms, m)) <= _SAME_MS and mgdl is not None and v is not None
-                    and abs(mgdl - v) <= _SAME_MGDL):
+            # readings across sources (whose sequence numbers mean different things), one to one: a
+            # reading stands for at most one reading of each other sensor (and its repeats)
+            if sid == sensor_id:
+                if sq == seq:
+                    self.dups += 1
+                    return DUP
+                continue
+            if (sensor_id, seq) in twins:
                 self.dups += 1
                 return DUP
-        self.recent.append((measured_ms, mgdl, sensor_id, seq))
+            if (mgdl is not None and v is not None and abs(mgdl - v) <= _SAME_MGDL
+                    and abs(ticks.diff(measured_ms, m)) <= _SAME_MS
+                    and not [t for t in twins if t[0] == sensor_id]):
+                twins.append((sensor_id, seq))
+                self.dups += 1
+                return DUP
+        self.recent.append((measured_ms, mgdl, sensor_id, seq, []))
         if len(self.recent) > _KEEP:
             self.recent.pop(0)
         if self.newest is not None and ticks.diff(measured_ms, self.newest) < 0:

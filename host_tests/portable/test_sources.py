@@ -197,6 +197,16 @@ def test_a_reading_two_sources_deliver_reaches_the_core_once():
     assert gw.merge.dups == 1
 
 
+def test_one_reading_stands_for_at_most_one_reading_of_another_source():
+    gw = _gw([_BLE, _PHONE])
+    r, measured = _phone_reading(60000, 30000, 120, _T0)
+    assert gw.on_reading(60000, r, measured, "phone")
+    assert not gw.on_reading(70000, Reading(7, 1, 120))   # the radio's copy of it
+    assert not gw.on_reading(71000, Reading(7, 1, 120))   # ... heard again
+    assert gw.on_reading(100000, Reading(7, 2, 121))      # a new measurement of the same value
+    assert gw.merge.dups == 2
+
+
 def test_an_older_reading_after_a_newer_one_is_backfilled_and_never_alarms():
     gw = _gw([_BLE, _PHONE])
     gw.on_reading(20 * _MIN, Reading(7, 5, 120))
