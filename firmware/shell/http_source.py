@@ -185,6 +185,14 @@ class HttpSource:
             self.fails += 1
             self.addr = None  # look the name up again next time
             outcome, why, data = "down", str(e), None
+        except ValueError as e:
+            # MicroPython's TLS raises ValueError for a refused certificate ("not correctly signed by
+            # the trusted CA", a wrong name): the server is not the one configured. Anything else is a bug
+            # here, and the supervisor shows it as a crash.
+            if not self.src.get("url", "").startswith("https://"):
+                raise
+            self.fails += 1
+            outcome, why, data = "down", "TLS: " + " ".join(str(e).split()), None
         now = clock.ticks_ms()
         if data == b"" and eof:
             # closed without a byte: a server that refuses us (Juggluco with "Local only" ticked
