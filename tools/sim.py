@@ -434,13 +434,23 @@ class Sim:
             json.dump(self.secrets, f)
         return cfg_path, sec_path
 
+    def newest_published(self):
+        """With network sources: the trace's last reading reached the broker (a phone answers only its
+        newest 3, so readings from a long outage may never come; the newest always does)."""
+        last = [r.minute for r in self.rows if r.mgdl is not None]
+        if not last:
+            return True
+        want = self.wall0 + int(last[-1] * 60000) - 150000  # the merge's ±150 s
+        with self.sub.lock:
+            return any((r.get("date") or 0) >= want for r in self.sub.readings)
+
     async def wait_drained(self):
         """Until every reading the CGM sent reached the broker, or --drain-s real seconds."""
         deadline = time.monotonic() + self.args.drain_s
         while time.monotonic() < deadline:
             if self.fw.returncode is not None:
                 return
-            if set(self.sent) <= set(self.sub.seqs()) and (not self.lan or len(self.sub.seqs()) >= self.played):
+            if set(self.sent) <= set(self.sub.seqs()) and (not self.lan or self.newest_published()):
                 return
             if self.broker_mode != "up" or not self.wifi_up:
                 return  # the scenario ends with the cloud away: nothing can drain

@@ -79,7 +79,8 @@ def test_phone_hung_then_stale_then_down_with_a_radio_low_on_time(tmp_path, mosq
     # the phone hangs at 10, answers only with what it had from 20, and is gone from 40; the radio
     # hears a low at 15 and nothing from 25
     rows = [(0, 120), (5, 118), (10, 112, "phone_hang"), (15, 60), (20, 64, "phone_stale"),
-            (25, 70, "sensor_off"), (30, 80), (35, 90), (40, 100, "phone_down"), (45, 110), (50, 115)]
+            (25, 70, "sensor_off"), (30, 80), (35, 90), (40, 100, "phone_down"), (45, 110), (50, 115),
+            (55, 118, "phone_up"), (60, 120), (65, 121)]
     rc, evs, err, got, states = _run(tmp_path, gateway, mosquitto, rows, "--sensor", "broadcast",
                                      "--source", "phone")
     assert rc == 0, err
@@ -94,9 +95,14 @@ def test_phone_hung_then_stale_then_down_with_a_radio_low_on_time(tmp_path, mosq
     # though the stale phone still answers (with its minute-15 reading)
     silent = [t for t, n in patterns(evs) if n == "sensor_silent"]
     assert silent and abs(silent[0] - (20 * 60 + 660)) <= 30, silent
+    down = [st for st in states if dict((s["name"], s["state"]) for s in st["sources"])["phone"] == "down"]
+    assert down and down[-1]["sensor"] == "silent", down[-1:]
+    # the phone back: its readings carry the night again, and the state says the phone path is up
     last = states[-1]
     by = dict((s["name"], s["state"]) for s in last["sources"])
-    assert by["phone"] == "down" and by["broadcast"] == "silent" and last["sensor"] == "silent"
+    assert by == {"broadcast": "silent", "phone": "up"} and last["sensor"] == "ok", last
+    assert last["sensor_path"] == "lan" and last["last_sgv"] == 121
+    assert phone[-1] == "up" and phone.index("down") < len(phone) - 1
 
 
 def test_wrong_phone_secret_is_a_fault_that_names_the_phone(tmp_path, mosquitto, gateway):
@@ -124,9 +130,15 @@ def test_right_phone_secret_is_accepted(tmp_path, mosquitto, gateway):
 
 
 def test_nightscout_on_the_lan(tmp_path, mosquitto, gateway):
-    rows = [(m, 140 - m) for m in range(0, 30, 5)]
+    rows = [(m, 140 - m) for m in range(0, 40, 5)]
+    rows[3] = (15, rows[3][1], "ns_down")
+    rows[5] = (25, rows[5][1], "ns_up")
     rc, evs, err, got, states = _run(tmp_path, gateway, mosquitto, rows, "--source", "nightscout",
                                      "--phone-secret", "twelve-chars-at-least")
     assert rc == 0, err
-    assert [e["mgdl"] for e in evs if e["event"] == "reading"] == [v for _, v in rows]
+    # the readings measured while it was down come back (backfilled), each once and in order
+    assert [e["mgdl"] for e in evs if e["event"] == "reading"] == [v for _, v, *_ in rows]
+    assert [r["sgv"] for r in got] == [v for _, v, *_ in rows]
+    ns = [s for _, s in _source_states(evs, "nightscout")]
+    assert "down" in ns and ns[-1] == "up", ns
     assert states[-1]["sources"][0]["path"] == "lan" and states[-1]["sources"][0]["name"] == "nightscout"
