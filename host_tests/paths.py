@@ -3,4 +3,4 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
-VECTORS = os.path.join(TOOLS, "vectors")
+VECTORS = os.path.join(ROOT, "host_tests", "vectors")

@@ -14,6 +14,11 @@ Targets and what each must do with any input (the contract a test checks, too):
   config          json text -> config.build(layer): a config or ConfigError naming a dotted key
   trace           simlib.trace.parse(lines): rows, or TraceError with a one-line reason
   outage_queue    OutageQueue over any bytes on flash: opens, peeks, pops and appends without raising
+  g6_replies      every Dexcom G6 reply parser (auth challenge/status, time, glucose 31/4F, battery, backfill
+                  51, invalid, D0): values, or G6Error("malformed"/"crc"); a glucose that usable() lets
+                  through is 14..4095 mg/dL, not display-only, in state 06/07 (0E only when allowed)
+  g6_backfill     a G6 backfill stream (a 51 reply then frames, each length-prefixed) through Backfill:
+                  records in time order spanning exactly the 51's start..end, or G6Error with a known reason
   lan_entries     lan_entries.parse(answer bytes) for a phone and a Nightscout: an Answer whose kind is
                   ok/no_data/not_modified/auth_failed/reject (reject with a one-line reason); an ok
                   Answer's entries are 20..600 mg/dL, aged -0..1 day, oldest first; never raises
@@ -37,6 +42,7 @@ for p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tools", "shims"
 from firmware.core import commands as cmd_mod  # noqa: E402
 from firmware.core import config as config_mod  # noqa: E402
 from firmware.sensor import cgms  # noqa: E402
+from firmware.sensor import dexcom_g6 as g6  # noqa: E402
 from firmware.sensor import open_broadcast as ob  # noqa: E402
 from firmware.shell.counter_store import MemoryCounterStore  # noqa: E402
 from firmware.sensor import lan_entries  # noqa: E402
@@ -54,7 +60,7 @@ class Violation(AssertionError):
 
 
 def _vectors(name):
-    with open(os.path.join(ROOT, "tools", "vectors", name)) as f:
+    with open(os.path.join(ROOT, "host_tests", "vectors", name)) as f:
         return json.load(f)
 
 
@@ -421,9 +427,119 @@ class LanEntries:
         return out
 
 
-TARGETS = {t.name: t for t in (OpenBroadcast, CgmsRecords, CgmsRacp, Commands, Config, Trace, Queue,
-                               LanEntries)}
-MAX_RANDOM = {"config": 120, "trace": 120, "commands": 200, "outage_queue": 1200, "lan_entries": 600}
+def _g6_vectors(prefix):
+    return [bytes.fromhex(v["hex"]) for v in _vectors("dexcom_g6.json") if v["message"].startswith(prefix)]
+
+
+def _g6_frame(body):
+    c = g6.crc16(body)
+    return bytes(body) + bytes((c & 0xFF, c >> 8))
+
+
+class G6Replies:
+    name = "g6_replies"
+    _PARSERS = (g6.parse_auth_challenge, g6.parse_auth_status, g6.parse_time, g6.parse_glucose,
+                g6.parse_battery, g6.parse_backfill_rx)
+
+    def __init__(self):
+        self.n = 0
+
+    @staticmethod
+    def seeds():
+        out = []
+        for p in ("GlucoseRx(0x31)", "TransmitterTimeRx", "BatteryStatusRx", "BackfillRx", "AuthStatusRx",
+                  "InvalidRx"):
+            out += _g6_vectors(p)
+        out.append(b"\x03" + bytes(range(16)))                       # a challenge
+        for state in (2, 6, 7, 0x0E, 0x18):                          # 4F in every kind of state
+            out.append(_g6_frame(bytes((0x4F, 0, 1, 0, 0, 0, 0x10, 0, 0, 0, 90, 0, state, 0xFE, 90, 0))))
+        out.append(_g6_frame(bytes((0x23, 0, 0x3C, 1, 0x2F, 1, 0x1F, 0x24))))   # firefly battery
+        return out
+
+    def check(self, data):
+        self.n += 1
+        if g6.parse_invalid(data) is not None:
+            return "invalid"
+        if g6.is_interlude(data):
+            return "interlude"
+        outcome = None
+        for parse in self._PARSERS:
+            try:
+                got = parse(data)
+            except g6.G6Error as e:
+                if e.reason not in ("malformed", "crc"):
+                    raise Violation("unclean G6 reason %r from %s" % (e.reason, parse.__name__))
+                outcome = outcome or e.reason
+                continue
+            if parse is g6.parse_glucose:
+                allow = bool(self.n & 1)
+                why = got.usable(allow)
+                if why is None:
+                    if got.display_only or not 14 <= got.mgdl <= 4095:
+                        raise Violation("glucose %r (display-only %r) let through" % (got.mgdl, got.display_only))
+                    if got.state not in (6, 7) and not (allow and got.state == 0x0E):
+                        raise Violation("state %02x let through" % got.state)
+                    if got.trend_mgdl_min() is not None and not -12.8 <= got.trend_mgdl_min() <= 12.6:
+                        raise Violation("trend %r" % got.trend_mgdl_min())
+                    return "glucose"
+                return "withheld"
+            return parse.__name__[6:]
+        return outcome
+
+
+class G6Backfill:
+    """Input: a length-prefixed list whose first item is the 51 reply and the rest backfill frames."""
+    name = "g6_backfill"
+    REASONS = ("crc", "malformed", "sequence", "not_glucose", "too_long")
+
+    @staticmethod
+    def pack(items):
+        return b"".join(bytes((len(i),)) + i for i in items)
+
+    @staticmethod
+    def seeds():
+        vs = _vectors("dexcom_g6.json")
+        rx = {v["source"]: bytes.fromhex(v["hex"]) for v in vs if v["message"].startswith("BackfillRx")}
+        out = []
+        for v in vs:
+            if v["message"].startswith("BackfillFrames(char") and v["source"] in rx and len(v["hex"]) < 2000:
+                out.append(G6Backfill.pack([rx[v["source"]]] + [bytes.fromhex(h) for h in v["hex"].split()]))
+        return out
+
+    def check(self, data):
+        items, i = [], 0
+        while i < len(data):
+            n = data[i]
+            items.append(data[i + 1:i + 1 + n])
+            i += 1 + n
+        if not items:
+            return "empty"
+        try:
+            rx = g6.parse_backfill_rx(items[0])
+        except g6.G6Error as e:
+            return "rx_" + e.reason
+        bf = g6.Backfill()
+        for fr in items[1:]:
+            bf.add(fr)
+        try:
+            recs = bf.finish(rx)
+        except g6.G6Error as e:
+            if e.reason not in self.REASONS:
+                raise Violation("unclean backfill reason %r" % (e.reason,))
+            return e.reason
+        if len(bf.payload) > 2048:
+            raise Violation("kept %d bytes of payload" % len(bf.payload))
+        if recs:
+            ts = [r.timestamp for r in recs]
+            if ts[0] != rx[3] or ts[-1] != rx[4] or ts != sorted(set(ts)):
+                raise Violation("records %r do not span %d..%d in order" % (ts, rx[3], rx[4]))
+        return "records" if recs else "no_records"
+
+
+TARGETS = {t.name: t for t in (OpenBroadcast, CgmsRecords, CgmsRacp, Commands, Config, Trace, Queue, G6Replies,
+                               G6Backfill, LanEntries)}
+MAX_RANDOM = {"config": 120, "trace": 120, "commands": 200, "outage_queue": 1200, "g6_backfill": 120,
+              "lan_entries": 600}
 
 
 def run_target(name, n, seed):

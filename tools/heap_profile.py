@@ -38,7 +38,9 @@ sys.path.insert(0, ROOT)
 
 import soak  # noqa: E402
 
-HOST_ONLY = ("firmware.hal.host", "firmware.hal.virtual_aioble", "firmware.hal.virtual_gatt")
+from deploy import HOST_ONLY as _HOST_FILES  # noqa: E402  (the modules that never go to a board)
+
+HOST_ONLY = tuple(p[:-3].replace("/", ".") for p in _HOST_FILES)
 # What a host gateway with a broadcast sensor loads by its first reading: the board, the app, the config
 # loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage
 # queue and umqtt (imported by the uplink thread).

@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from firmware.core import commands  # noqa: E402
+from firmware.core import commands, commands_schema  # noqa: E402
 
 SECRET_ENV = "NIGHTSTAND_CMD_SECRET"
 PASSWORD_ENV = "NIGHTSTAND_MQTT_PASSWORD"
@@ -49,7 +49,7 @@ def read_secret(path, environ):
         text, where = environ[SECRET_ENV].strip(), SECRET_ENV
     else:
         raise UsageError("no secret: give --secret-file or set %s" % SECRET_ENV)
-    why = commands.COMMANDS_SCHEMA_EXTRA["commands"]["secret"][1](text)
+    why = commands_schema.SCHEMA["commands"]["secret"][1](text)
     if why or not text:
         raise UsageError("the secret in %s %s" % (where, why or "is empty"))
     return commands.secret_from_hex(text)

@@ -161,8 +161,3 @@ def audit_record(name, accepted, reason, source):
         "reason": None if accepted else (reason if reason in REASONS else "malformed"),
         "source": _safe_text(source, 32),
     }
-
-
-# --- config keys: in firmware/core/commands_schema.py, so that loading the config does not load the
-# HMAC code on a gateway with remote commands disabled (heap) ---
-from firmware.core.commands_schema import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402,F401

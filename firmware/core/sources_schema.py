@@ -5,15 +5,7 @@
 # Adding a kind is one entry in KINDS: {key: (default, checker)} plus, if it needs keys that have no
 # usable default, a line in REQUIRED. RADIO_KINDS are heard over the air by the box's own radio (at most
 # one: it has one radio); every other kind is polled over the network by firmware/shell/http_source.py.
-from firmware.core.checks import ConfigError, bool_ as _bool, int_range as _int_range, str_ as _str
-from firmware.core.checks import num_range as _num_range
-
-
-def _hex_key(v):
-    if type(v) is not str:
-        return "must be a string of 32 hex digits"
-    if v and (len(v) != 32 or any(c not in "0123456789abcdefABCDEF" for c in v)):
-        return "must be 32 hex digits (16 bytes)"
+from firmware.core.checks import ConfigError, int_range as _int_range, num_range as _num_range, str_ as _str
 
 
 def _host(v):
@@ -47,18 +39,24 @@ _POLL = (60, _int_range(10, 600))
 # only delays noticing a hung phone (the alarm path never waits on it).
 _TIMEOUT = (5, _num_range(0.05, 30))
 
+def _radio(*keys):
+    # the radio kinds take the keys (defaults and checks) of the single `sensor` object in config.py
+    from firmware.core.config import SCHEMA
+    return dict((k, SCHEMA["sensor"][k]) for k in keys)
+
+
 KINDS = {
-    "broadcast": {"id": (200133374, _int_range(0, 0xFFFFFFFF)), "bind_key": ("", _hex_key),
-                  "allow_plain": (False, _bool)},
-    "cgms": {"address": ("", _str(17)), "passkey": (0, _int_range(0, 999999))},
+    "broadcast": _radio("id", "bind_key", "allow_plain"),
+    "cgms": _radio("address", "passkey"),
+    "dexcom_g6": _radio("transmitter_id", "slot", "allow_0e"),
     "phone": {"host": ("", _host), "port": (17580, _int_range(1, 65535)), "secret": ("", _str(128)),
               "poll_s": _POLL, "timeout_s": _TIMEOUT},
     # ca: the CA certificate (PEM or DER path on the board) that signed an https:// Nightscout
     "nightscout": {"url": ("", _url), "secret": ("", _str(128)), "token": ("", _str(128)),
                    "poll_s": _POLL, "timeout_s": _TIMEOUT, "ca": ("", _str(128))},
 }
-RADIO_KINDS = ("broadcast", "cgms")
-REQUIRED = {"cgms": ("address",), "phone": ("host",), "nightscout": ("url",)}
+RADIO_KINDS = ("broadcast", "cgms", "dexcom_g6")
+REQUIRED = {"cgms": ("address",), "dexcom_g6": ("transmitter_id",), "phone": ("host",), "nightscout": ("url",)}
 SECRET_FIELDS = ("bind_key", "secret", "token")
 
 

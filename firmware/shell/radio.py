@@ -16,6 +16,9 @@ def make_receiver(cfg, data_dir):
         from firmware.sensor.open_broadcast import BroadcastReceiver
         from firmware.shell.counter_store import FileCounterStore
         return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
+    if s["kind"] == "dexcom_g6":
+        from firmware.shell.g6_central import G6Memory
+        return G6Memory(s["transmitter_id"])
     # cgms: the central task (firmware/shell/cgms_central.py) owns the connection; the tracker is
     # its state that must outlive a crashed-and-restarted task (what was delivered, open gaps).
     from firmware.sensor.cgms import CgmsTracker
@@ -27,6 +30,10 @@ async def scan_task(app):
     CGMS: the central's scan/connect/session state machine."""
     if app.cfg["sensor"]["kind"] == "cgms":
         from firmware.shell.cgms_central import central_task
+        await central_task(app)
+        return
+    if app.cfg["sensor"]["kind"] == "dexcom_g6":
+        from firmware.shell.g6_central import central_task
         await central_task(app)
         return
     ble, rx, gw, clock = app.board.ble, app.receiver, app.gw, app.clock

@@ -45,7 +45,7 @@ def test_short_seeded_run_finds_no_violation_and_reaches_deep(name):
     # the run got past the first refusal: more than one kind of outcome, and some inputs accepted
     deep = {"open_broadcast": "accepted", "cgms_records": "decoded", "cgms_racp": "success",
             "commands": "accepted", "config": "built", "trace": "parsed", "outage_queue": "records",
-            "lan_entries": "ok"}
+            "g6_replies": "glucose", "g6_backfill": "records", "lan_entries": "ok"}
     assert len(r["outcomes"]) >= 2 and r["outcomes"].get(deep[name]), r["outcomes"]
 
 
@@ -108,6 +108,26 @@ _trace_line = st.one_of(
                  _hostile(fuzz.Trace, 120)))
 def test_trace_parse(data):
     _check_all(fuzz.Trace(), data)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.lists(_hostile(fuzz.G6Replies, 24), min_size=1, max_size=10))
+def test_g6_replies(datas):
+    t = fuzz.G6Replies()
+    for d in datas:
+        _check_all(t, d)
+
+
+# Streams: random lists of frames, and mutated vector streams (a byte flipped inside a frame, frames cut,
+# dropped or repeated through the length prefixes).
+_g6_frames = st.lists(st.binary(min_size=0, max_size=22), max_size=12).map(fuzz.G6Backfill.pack)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.one_of(_hostile(fuzz.G6Backfill, 120), st.builds(lambda rx, fr: bytes((20,)) + rx + fr,
+                                                           st.binary(min_size=20, max_size=20), _g6_frames)))
+def test_g6_backfill_stream(data):
+    _check_all(fuzz.G6Backfill(), data)
 
 
 @settings(max_examples=100, deadline=None)

@@ -5,6 +5,7 @@ import os
 import random
 
 from firmware.sensor import cgms
+from firmware.sensor import dexcom_g6 as g6
 from firmware.sensor import open_broadcast as ob
 from firmware.shell.counter_store import MemoryCounterStore
 
@@ -89,3 +90,34 @@ def test_fuzz_cgms_decode_never_raises_anything_else():
     assert reasons == {"crc", "malformed"}
     assert decoded > 100
     assert len(tracker.gaps) <= 4   # bounded state, whatever the input
+
+
+def test_fuzz_g6_parsers_never_raise_anything_else():
+    vs = _load("dexcom_g6.json")
+    seeds = [bytes.fromhex(v["hex"]) for v in vs if v["message"].endswith(")") and " " not in v["hex"]
+             and "Rx" in v["message"]]
+    rng = random.Random(20261130)
+    parsers = (g6.parse_time, g6.parse_glucose, g6.parse_battery, g6.parse_backfill_rx,
+               g6.parse_auth_challenge, g6.parse_auth_status)
+    reasons, decoded = set(), 0
+    for data in _inputs(rng, seeds):
+        g6.parse_invalid(data)
+        g6.is_interlude(data)
+        for parse in parsers:
+            try:
+                got = parse(data)
+            except g6.G6Error as e:
+                reasons.add(e.reason)
+                continue
+            decoded += 1
+            if parse is g6.parse_glucose and got.usable(True) is None:
+                assert 14 <= got.mgdl <= 4095 and not got.display_only, data.hex()
+        # and as a backfill frame: never raises, the stream refuses cleanly at the end
+        bf = g6.Backfill()
+        bf.add(data)
+        try:
+            bf.finish((0, 1, 0, 0, 0, len(data), 0))
+        except g6.G6Error as e:
+            assert e.reason in ("crc", "malformed", "sequence", "not_glucose", "too_long"), e.reason
+    assert reasons == {"crc", "malformed"}
+    assert decoded > 10   # the seeds themselves and mutations that kept the CRC (a changed length)

@@ -151,10 +151,10 @@ def test_rearm_min_is_validated_by_the_gateway_config():
 
 def test_schema_extra_defaults_pass_their_own_checkers():
     for section in ("alarms", "night"):
-        assert sorted(alarm_schema.ALARM_SCHEMA_EXTRA[section]) == sorted(alarm_config.DEFAULTS[section])
-        for k, spec in alarm_schema.ALARM_SCHEMA_EXTRA[section].items():
+        assert sorted(alarm_schema.SCHEMA[section]) == sorted(alarm_config.DEFAULTS[section])
+        for k, spec in alarm_schema.SCHEMA[section].items():
             assert spec[1](spec[0]) is None, section + "." + k
-    c = alarm_schema.ALARM_SCHEMA_EXTRA
+    c = alarm_schema.SCHEMA
     assert c["alarms"]["units"][1]("mg") is not None
     assert c["alarms"]["low"][1](3.9) is None and c["alarms"]["low"][1](20) is not None
     assert c["night"]["start"][1]("25:00") is not None

@@ -4,7 +4,7 @@ import json
 
 from firmware.sensor import cgms
 
-_VEC = "tools/vectors/cgms_measurement.json"
+_VEC = "host_tests/vectors/cgms_measurement.json"
 _MIN = 60000  # ms in a minute
 
 

@@ -2,7 +2,7 @@
 import binascii
 import json
 
-from firmware.core import commands, hmac_sha256
+from firmware.core import commands, commands_schema, hmac_sha256
 from firmware.core.commands import CommandVerifier
 
 SECRET = binascii.unhexlify("8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f00112233445566778899aabbccddeeff")
@@ -181,7 +181,7 @@ def test_audit_record_never_carries_secret_or_mac():
 
 
 def test_config_keys_check_like_the_main_schema():
-    spec = commands.COMMANDS_SCHEMA_EXTRA["commands"]
+    spec = commands_schema.SCHEMA["commands"]
     default, check = spec["secret"]
     assert default == "" and check("") is None
     assert check(_hex(SECRET)) is None
@@ -191,4 +191,4 @@ def test_config_keys_check_like_the_main_schema():
     default, check = spec["max_age_s"]
     assert check(default) is None and check(5) is not None
     assert commands.secret_from_hex(_hex(SECRET)) == SECRET
-    assert "commands.secret" in commands.SECRET_KEYS_EXTRA
+    assert "commands.secret" in commands_schema.SECRET_KEYS

@@ -6,7 +6,7 @@ import os
 from firmware.sensor import open_broadcast as ob
 from firmware.shell.counter_store import FileCounterStore, MemoryCounterStore
 
-_VEC = "tools/vectors/open_broadcast_v1.json"
+_VEC = "host_tests/vectors/open_broadcast_v1.json"
 _KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
 _SID = 200133374
 

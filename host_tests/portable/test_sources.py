@@ -279,3 +279,11 @@ def test_internet_nightscout_is_a_cloud_path():
     assert path_of({"kind": "nightscout", "url": "http://nightscout.local:1337/"}) == "lan"
     assert path_of({"kind": "nightscout", "url": "http://172.32.0.1/"}) == "cloud"
     assert path_of(_PHONE) == "lan"
+
+
+def test_a_g6_transmitter_is_a_radio_source_beside_the_phone():
+    cfg = config.build({"sources": [{"kind": "dexcom_g6", "transmitter_id": "8G1234"}, _PHONE]})
+    assert cfg["sensor"]["kind"] == "dexcom_g6" and cfg["sensor"]["transmitter_id"] == "8G1234"
+    assert cfg["sensor"]["slot"] == "alternate"
+    assert _error({"sources": [{"kind": "dexcom_g6"}]})[0] == "sources[0].transmitter_id"
+    assert _error({"sources": [{"kind": "dexcom_g6", "transmitter_id": "8G12"}]})[0] == "sources[0].transmitter_id"
