@@ -48,7 +48,8 @@ class App:
         self.player = Player(board, self.clock)
         queue, queue_err = open_queue(board.data_dir)
         self.uplink = Uplink(cfg, board, self.clock, queue, discovery=_discovery(cfg))
-        self.receiver = radio.make_receiver(cfg, board.data_dir)
+        # None when every source is on the network (a `sources` list without broadcast/cgms)
+        self.receiver = radio.make_receiver(cfg, board.data_dir) if cfg["sensor"] is not None else None
         # With a secret, the command handler (HMAC, verifier, persisted counter) is ready at boot. Without
         # one every command is refused ("disabled"): that code (~7 KiB of heap) loads on the first
         # command that arrives, in the tick task, never on the alarm path.
@@ -135,6 +136,8 @@ class App:
                 "cmd_dropped": self.uplink.cmd_dropped,      # flood, rate limit and oversized
                 "cmd_oversized": self.uplink.cmd_oversized,  # of which discarded unread
                 "uplink_crashes": self.uplink.crashes,
+                # each source's state, the age of its newest reading and its path (docs/sources.md)
+                "sources": self.gw.merge.snapshot(now),
             }, 0, False)
 
     def supervise(self, name, make):
@@ -157,6 +160,11 @@ class App:
         tasks.append(asyncio.create_task(self.supervise("tick", self.tick_task)))
         tasks.append(asyncio.create_task(self.supervise("button", self.button_task)))
         tasks.append(asyncio.create_task(self.supervise("health", self.health_task)))
+        if any(s["kind"] in ("phone", "nightscout") for s in self.cfg.get("sources") or ()):
+            # network sources: polled beside the alarm path, each its own task (http_source.py)
+            from firmware.shell import http_source
+            for name, make in http_source.tasks(self):
+                tasks.append(asyncio.create_task(self.supervise(name, make)))
         self.uplink.start()
         await self.sup.monitor()  # feeds the watchdog; returns when the (host) board stops
         self.uplink.running = False
