@@ -8,7 +8,8 @@ Prints one table (figure, value, target, met/missed) and writes bench/results.js
 the raw details, and bench/RESULTS.md (the same table in Markdown: the figures the docs point at; it is
 committed, results.json is not). Each part runs the real firmware (tools/sim.py and the benches beside
 it) against a real mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
-  latency   alarm latency p50/p99 with the broker healthy, hung and down, and the ratios (tools/bench_latency.py)
+  latency   alarm latency p50/p99 with the broker healthy, hung and down, the phone source hung, and the
+            ratios (tools/bench_latency.py)
   adverts   CPU per irrelevant advertisement in the firmware's own code (tools/bench_adverts.py, micropython)
   memory    on 32-bit builds of MicroPython v1.28.0, firmware frozen in and as .mpy files: heap after
             boot, smallest heap for a day with --noise 200, seven days (--quick: 2) at 48 KiB (frozen) and
@@ -98,14 +99,15 @@ def part_latency(tab, quick, raw):
         r = json.load(f)
     raw["latency"] = r
     ph = r["phases"]
-    for name in ("healthy", "hang", "down"):
-        label = {"healthy": "healthy", "hang": "broker hung", "down": "broker down"}[name]
+    for name in ("healthy", "hang", "down", "phone_hang"):
+        label = {"healthy": "healthy", "hang": "broker hung", "down": "broker down",
+                 "phone_hang": "phone source hung"}[name]
         tab.add("latency_%s_p50_ms" % name, "alarm latency p50, %s" % label, ph[name]["p50"], "ms")
         tab.add("latency_%s_p99_ms" % name, "alarm latency p99, %s" % label, ph[name]["p99"], "ms", 5.0)
         if ph[name]["missed"]:
             tab.add("latency_%s_missed" % name, "alarms missed, %s" % label, ph[name]["missed"], "", 0, fmt="%d")
     base50, base99 = ph["healthy"]["p50"], ph["healthy"]["p99"]
-    for name in ("hang", "down"):
+    for name in ("hang", "down", "phone_hang"):
         r50 = ph[name]["p50"] / base50 if base50 else None
         r99 = ph[name]["p99"] / base99 if base99 else None
         tab.add("latency_ratio_%s_p50" % name, "latency ratio %s/healthy (p50)" % name, r50, "", 1.5)

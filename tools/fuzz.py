@@ -19,6 +19,9 @@ Targets and what each must do with any input (the contract a test checks, too):
                   through is 14..4095 mg/dL, not display-only, in state 06/07 (0E only when allowed)
   g6_backfill     a G6 backfill stream (a 51 reply then frames, each length-prefixed) through Backfill:
                   records in time order spanning exactly the 51's start..end, or G6Error with a known reason
+  lan_entries     lan_entries.parse(answer bytes) for a phone and a Nightscout: an Answer whose kind is
+                  ok/no_data/not_modified/auth_failed/reject (reject with a one-line reason); an ok
+                  Answer's entries are 20..600 mg/dL, aged -0..1 day, oldest first; never raises
 Inputs: seeded mutations (bit flips, byte sets, cuts, inserts, splices) of valid seeds, and random bytes.
 Prints one line per target (inputs, seconds, inputs/s, distinct refusal reasons) and exits 1 on the first
 contract violation, printing the input (hex) to reproduce it.
@@ -42,6 +45,7 @@ from firmware.sensor import cgms  # noqa: E402
 from firmware.sensor import dexcom_g6 as g6  # noqa: E402
 from firmware.sensor import open_broadcast as ob  # noqa: E402
 from firmware.shell.counter_store import MemoryCounterStore  # noqa: E402
+from firmware.sensor import lan_entries  # noqa: E402
 from firmware.shell.outage_queue import OutageQueue  # noqa: E402
 from simlib import trace as trace_mod  # noqa: E402
 
@@ -239,6 +243,10 @@ class Config:
             {"sensor": {"kind": "cgms", "address": "c4:7a:01:22:33:44"}, "mqtt": {"port": 8883, "tls": True}},
             {"sensor": {"allow_plain": True}, "silence": {"sensor_after_s": 660, "cloud_after_s": 60}},
             {"sensor": {"bind_key": KEY}, "commands": {"secret": "ab" * 16}, "night": {"utc_offset_min": 60}},
+            {"sources": [{"kind": "broadcast", "bind_key": KEY}, {"kind": "phone", "host": "192.168.1.23",
+                                                                   "secret": "Abc", "poll_s": 60}]},
+            {"sources": [{"kind": "nightscout", "name": "ns", "url": "https://ns.example.org/", "token": "t",
+                          "ca": "ca.pem"}, {"kind": "cgms", "address": "c4:7a:01:22:33:44"}]},
         )]
 
     @staticmethod
@@ -246,7 +254,8 @@ class Config:
         """Structure-aware: a seed's JSON tree with a leaf retyped, a key added, moved or removed."""
         tree = json.loads(rng.choice(seeds))
         values = (None, True, False, 0, -1, 1 << 40, 3.5, float("1e308"), "", "x" * 70, "ab" * 16,
-                  [], [1, "a"], {}, {"z": 1}, 55, 300, 660, "mmol", "cgms", "broadcast")
+                  [], [1, "a"], {}, {"z": 1}, 55, 300, 660, "mmol", "cgms", "broadcast", "phone",
+                  "nightscout", "http://10.0.0.2:1337", "192.168.1.2", 17580, [{"kind": "phone"}])
         for _ in range(rng.randint(1, 3)):
             node = tree
             while True:
@@ -256,6 +265,10 @@ class Config:
                 k = rng.choice(keys)
                 if type(node[k]) is dict and rng.random() < 0.6:
                     node = node[k]
+                    continue
+                if (type(node[k]) is list and node[k] and all(type(x) is dict for x in node[k])
+                        and rng.random() < 0.6):
+                    node = rng.choice(node[k])  # into one source of the sources list
                     continue
                 op = rng.randrange(4)
                 if op == 0:
@@ -371,6 +384,49 @@ class Queue:
         return "empty" if n == 0 else "records"
 
 
+class LanEntries:
+    name = "lan_entries"
+    WALL = 1764540000000
+
+    @staticmethod
+    def seeds():
+        date = lan_entries.http_date(LanEntries.WALL).encode()
+        body = (b'[{"date":%d,"sgv":98,"delta":-2.5,"direction":"FortyFiveDown","noise":1,"units_hint":"mgdl"},'
+                b'{"date":%d,"sgv":104,"delta":0,"direction":"","noise":1}]'
+                % (LanEntries.WALL - 40000, LanEntries.WALL - 340000))
+        ns = (b'[{"_id":"x","type":"sgv","date":%d,"sgv":140.0,"dateString":"2026-01-01T00:00:00.000Z",'
+              b'"direction":"Flat","utcOffset":0}]' % (LanEntries.WALL - 5000))
+
+        def ans(b, status=b"200 OK", extra=b""):
+            return (b"HTTP/1.0 " + status + b"\r\nDate: " + date + b"\r\n" + extra
+                    + b"Content-Length: %d\r\n\r\n" % len(b) + b)
+        return [ans(body), ans(ns, extra=b"Last-Modified: " + date + b"\r\n"), ans(b"{}"), ans(b"Error"),
+                ans(b"Authentication failed", b"403 Forbidden"), b"HTTP/1.0 500 Internal Server Error\r\n",
+                ans(b'{"status":304}', b"304 Not Modified")]
+
+    def check(self, data):
+        out = None
+        for source in ("phone", "nightscout"):
+            for eof in (True, False):
+                a = lan_entries.parse(data, eof, source, None if eof else self.WALL)
+                if a.kind not in ("ok", "no_data", "not_modified", "auth_failed", "reject"):
+                    raise Violation("unknown answer kind %r" % a.kind)
+                if a.kind == "reject" and (not isinstance(a.reason, str) or "\n" in a.reason or not a.reason):
+                    raise Violation("unclean refusal %r" % (a.reason,))
+                last = None
+                for e in a.entries:
+                    date, mgdl, trend, age = e
+                    if not (20 <= mgdl <= 600 and 0 <= age <= 86400000 and (last is None or date >= last)):
+                        raise Violation("bad entry accepted %r" % (e,))
+                    if trend is not None and not isinstance(trend, float):
+                        raise Violation("bad trend %r" % (trend,))
+                    last = date
+                if a.kind == "ok" and not a.entries:
+                    raise Violation("ok without entries")
+                out = out if out == "ok" else a.kind
+        return out
+
+
 def _g6_vectors(prefix):
     return [bytes.fromhex(v["hex"]) for v in _vectors("dexcom_g6.json") if v["message"].startswith(prefix)]
 
@@ -481,8 +537,9 @@ class G6Backfill:
 
 
 TARGETS = {t.name: t for t in (OpenBroadcast, CgmsRecords, CgmsRacp, Commands, Config, Trace, Queue, G6Replies,
-                               G6Backfill)}
-MAX_RANDOM = {"config": 120, "trace": 120, "commands": 200, "outage_queue": 1200, "g6_backfill": 120}
+                               G6Backfill, LanEntries)}
+MAX_RANDOM = {"config": 120, "trace": 120, "commands": 200, "outage_queue": 1200, "g6_backfill": 120,
+              "lan_entries": 600}
 
 
 def run_target(name, n, seed):

@@ -122,7 +122,7 @@ def check_consistency(cfg):
     a = to_mgdl(cfg["alarms"])
     if a["dead_band"] >= (a["high"] - a["low"]) / 2:
         raise ConfigError("alarms.dead_band", "must be smaller than half the low..high range")
-    s = cfg["sensor"]
+    s = cfg["sensor"] or {"kind": None}  # None: no source uses the box's radio
     if s["kind"] == "broadcast" and not s["bind_key"] and not s["allow_plain"]:
         raise ConfigError("sensor.bind_key", "needed unless sensor.allow_plain is true")
     if s["kind"] == "cgms" and not s["address"]:
@@ -134,12 +134,32 @@ def check_consistency(cfg):
 
 
 def build(*layers):
-    """Defaults, then each layer (parsed JSON objects, e.g. config then secrets), then checks."""
+    """Defaults, then each layer (parsed JSON objects, e.g. config then secrets), then checks.
+
+    cfg["sources"] is always the list of sources (docs/sources.md); cfg["sensor"] is the one heard by
+    the box's own radio in the old `sensor` shape (or None when every source is on the network)."""
     cfg = defaults()
+    src_lists, sensor_given = [], False
     for layer in layers:
         if layer is not None:
+            if type(layer) is dict and "sources" in layer:
+                layer = dict(layer)
+                src_lists.append(layer.pop("sources"))
+            sensor_given = sensor_given or (type(layer) is dict and "sensor" in layer)
             cfg = merge(cfg, layer)
+    if src_lists:
+        from firmware.core import sources_schema as ss
+        if sensor_given:
+            raise ConfigError("sensor, sources", "give one of them: `sensor` is the old single-source "
+                              "form of a one-item `sources` list; move the sensor into `sources`")
+        cfg["sources"] = ss.check(ss.merge_layers(src_lists))
+        radio = [s for s in cfg["sources"] if s["kind"] in ss.RADIO_KINDS]
+        cfg["sensor"] = ss.as_sensor(radio[0], cfg["sensor"]) if radio else None
     check_consistency(cfg)
+    if not src_lists:
+        src = {"name": cfg["sensor"]["kind"]}
+        src.update(cfg["sensor"])
+        cfg["sources"] = [src]
     return cfg
 
 
@@ -150,6 +170,9 @@ def redact(cfg, schema=SCHEMA, path=""):
         key = path + k
         if key in SECRET_KEYS and v:
             out[k] = "***"
+        elif key == "sources" and type(v) is list:
+            from firmware.core.sources_schema import redact as _redact_sources
+            out[k] = _redact_sources(v)
         elif type(v) is dict:
             out[k] = redact(v, schema.get(k, {}), key + ".")
         else:

@@ -9,7 +9,9 @@ from firmware.core.gateway import Gateway
 from firmware.shell import radio
 from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
-from firmware.shell.uplink import Uplink, forget as _forget, open_queue
+from firmware.shell.queues import open_queue
+from firmware.shell.unload import forget as _forget
+from firmware.shell.uplink import Uplink
 
 from micropython import const
 
@@ -46,7 +48,8 @@ class App:
         self.player = Player(board, self.clock)
         queue, queue_err = open_queue(board.data_dir)
         self.uplink = Uplink(cfg, board, self.clock, queue, discovery=_discovery(cfg))
-        self.receiver = radio.make_receiver(cfg, board.data_dir)
+        # None when every source is on the network (a `sources` list without broadcast/cgms)
+        self.receiver = radio.make_receiver(cfg, board.data_dir) if cfg["sensor"] is not None else None
         # With a secret, the command handler (HMAC, verifier, persisted counter) is ready at boot. Without
         # one every command is refused ("disabled"): that code (~7 KiB of heap) loads on the first
         # command that arrives, in the tick task, never on the alarm path.
@@ -69,6 +72,8 @@ class App:
         if self.commands is None:
             from firmware.shell.commands_task import CommandHandler
             self.commands = CommandHandler(self.cfg, self.board.data_dir, self.clock)
+            if self.commands.error is not None:  # fail closed, and say which file
+                self.gw.set_fault(self.now(), "commands", self.commands.error)
         return self.commands
 
     def flush(self):
@@ -97,7 +102,7 @@ class App:
                     self.uplink.send("audit", audit, 1, False)
                 elif item[0] in ("flash_fail", "flash_ok"):
                     self.gw.set_fault(now, "flash", item[1])  # None clears it
-                elif item[0] in ("queue", "down"):
+                elif item[0] in ("queue", "down", "cmd_flood"):
                     self.board.emit({"event": "uplink", "what": item[0], "why": item[1]})
             rx = self.uplink.rx_ticks
             if rx is not None:
@@ -128,6 +133,11 @@ class App:
                 "queue_depth": self.uplink.depth(),
                 "dropped": self.uplink.lost(),
                 "resets": self.restarts,
+                "cmd_dropped": self.uplink.cmd_dropped,      # flood, rate limit and oversized
+                "cmd_oversized": self.uplink.cmd_oversized,  # of which discarded unread
+                "uplink_crashes": self.uplink.crashes,
+                # each source's state, the age of its newest reading and its path (docs/sources.md)
+                "sources": self.gw.merge.snapshot(now),
             }, 0, False)
 
     def supervise(self, name, make):
@@ -150,6 +160,11 @@ class App:
         tasks.append(asyncio.create_task(self.supervise("tick", self.tick_task)))
         tasks.append(asyncio.create_task(self.supervise("button", self.button_task)))
         tasks.append(asyncio.create_task(self.supervise("health", self.health_task)))
+        if any(s["kind"] in ("phone", "nightscout") for s in self.cfg.get("sources") or ()):
+            # network sources: polled beside the alarm path, each its own task (http_source.py)
+            from firmware.shell import http_source
+            for name, make in http_source.tasks(self):
+                tasks.append(asyncio.create_task(self.supervise(name, make)))
         self.uplink.start()
         await self.sup.monitor()  # feeds the watchdog; returns when the (host) board stops
         self.uplink.running = False

@@ -246,8 +246,38 @@ class Supervisor:
         store = getattr(getattr(app, "receiver", None), "counters", None)
         if store is not None:
             gw.set_fault(now, "counters", getattr(store, "error", None))
+        self.watch_uplink(now)
         self.publish_log()
         app.flush()
+
+    def watch_uplink(self, now):
+        """The uplink worker is a thread, not a task: it catches its own crashes and naps with backoff
+        (uplink.py); here they are logged and shown like a task's (`fault` task:uplink, cleared after
+        STABLE_MS without another), and a thread that ended all the same is started again."""
+        up = getattr(self.app, "uplink", None)
+        if up is None:
+            return
+        err = getattr(up, "fault", None)
+        if err is not None:
+            up.fault = None
+            self.running["uplink"] = now  # the fault clears once it ran STABLE_MS from here
+            try:
+                self.crash("uplink", err)
+            except Exception:
+                self._crash_unreported("uplink")
+        if getattr(up, "running", False) and not getattr(up, "alive", True) \
+                and not getattr(self.board, "stopping", False):
+            at = getattr(self, "_uplink_dead", None)
+            if at is None:
+                self._uplink_dead = now
+            elif ticks.diff(now, at) >= _RESTART_MIN_MS:
+                self._uplink_dead = None
+                self.running["uplink"] = now
+                try:
+                    self.crash("uplink", None)
+                except Exception:
+                    self._crash_unreported("uplink")
+                up.start()
 
     def publish_log(self):
         uplink = getattr(self.app, "uplink", None)

@@ -45,7 +45,7 @@ def test_short_seeded_run_finds_no_violation_and_reaches_deep(name):
     # the run got past the first refusal: more than one kind of outcome, and some inputs accepted
     deep = {"open_broadcast": "accepted", "cgms_records": "decoded", "cgms_racp": "success",
             "commands": "accepted", "config": "built", "trace": "parsed", "outage_queue": "records",
-            "g6_replies": "glucose", "g6_backfill": "records"}
+            "g6_replies": "glucose", "g6_backfill": "records", "lan_entries": "ok"}
     assert len(r["outcomes"]) >= 2 and r["outcomes"].get(deep[name]), r["outcomes"]
 
 
@@ -134,3 +134,9 @@ def test_g6_backfill_stream(data):
 @given(_hostile(fuzz.Queue, 1100))
 def test_outage_queue_over_any_flash_content(data):
     _check_all(fuzz.Queue(), data)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(_hostile(fuzz.LanEntries, 600))
+def test_lan_entries_parse(data):
+    _check_all(fuzz.LanEntries(), data)

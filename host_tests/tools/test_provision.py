@@ -117,9 +117,9 @@ def test_missing_secrets_are_asked_without_echo(tmp_path, capsys):
 
 
 def test_interactive_session(tmp_path, capsys):
-    answers = iter(["kids-room", "HomeNet", "", "10.0.0.2", "", "", "", "4242", "mmol",
+    answers = iter(["kids-room", "HomeNet", "", "10.0.0.2", "", "", "", "4242", "", "mmol",
                     "", "4.0", "", "", ""])
-    secrets = iter(["wifi-pw", KEY])
+    secrets = iter(["wifi-pass-1", KEY])
     rc, out, err = _run(tmp_path, capsys, "--interactive", ask=lambda p: next(answers),
                         ask_secret=lambda p: next(secrets))
     assert rc == 0, err
@@ -130,7 +130,7 @@ def test_interactive_session(tmp_path, capsys):
     assert cfg["alarms"]["low"] == 72               # 4.0 mmol/L
     assert cfg["alarms"]["urgent_low"] == 55        # shown as 3.1 mmol/L; Enter keeps 55, not 56
     assert "urgent_low" not in c["alarms"]
-    assert "wifi-pw" not in out and KEY not in out
+    assert "wifi-pass-1" not in out and KEY not in out
 
 
 def test_existing_files_kept_without_force(tmp_path, capsys):
@@ -141,3 +141,78 @@ def test_existing_files_kept_without_force(tmp_path, capsys):
     assert (tmp_path / "config.json").read_text() == before
     assert _run(tmp_path, capsys, *GOOD, "--gateway-id", "other", "--force")[0] == 0
     assert _files(tmp_path)[0]["gateway_id"] == "other"
+
+
+# ---- the phone as a source (issue 14): loopback only ------------------------------------------------
+def _phone_server(status=b"200 OK", body=None):
+    """A one-shot stand-in for xDrip+'s web service on a loopback port; returns (port, thread, seen)."""
+    import socket
+    import threading
+    import time
+    from firmware.sensor.lan_entries import http_date
+    now = int(time.time()) * 1000  # whole seconds, as a Date header has
+    if body is None:
+        body = b'[{"date":%d,"sgv":104,"delta":-2.5,"direction":"FortyFiveDown","noise":1}]' % (now - 40000)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    seen = []
+
+    def serve():
+        c, _ = srv.accept()
+        seen.append(c.recv(4096))
+        c.sendall(b"HTTP/1.0 " + status + b"\r\nDate: " + http_date(now).encode()
+                  + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        c.close()
+        srv.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv.getsockname()[1], t, seen
+
+
+def test_phone_source_is_written_with_its_secret_hidden_and_checked_once(tmp_path, capsys):
+    port, t, seen = _phone_server()
+    rc, out, err = _run(tmp_path, capsys, "--gateway-id", "maya", "--sensor-kind", "none",
+                        "--phone", "127.0.0.1:%d" % port, "--phone-secret", "Abc", "--check-phone")
+    t.join(5)
+    assert rc == 0, err
+    assert "newest reading 104 mg/dL, 40 s old" in out
+    # the request the box sends: GET line first, api-secret = SHA-1 hex of the secret
+    assert seen[0].startswith(b"GET /sgv.json?count=3&brief_mode=Y HTTP/1.0\r\n")
+    assert b"api-secret: 915858afa2278f25527f192038108346164b47f2\r\n" in seen[0]
+    c, s = _files(tmp_path)
+    assert c["sources"] == [{"kind": "phone", "host": "127.0.0.1", "port": port}]
+    assert s["sources"] == [{"name": "phone", "secret": "Abc"}] and "Abc" not in out
+    cfg = config.build(c, s)
+    assert cfg["sensor"] is None and cfg["sources"][0]["secret"] == "Abc"
+
+
+def test_phone_check_names_a_refused_secret_and_writes_nothing(tmp_path, capsys):
+    port, t, _ = _phone_server(b"403 Forbidden", b"Authentication failed - check api-secret")
+    rc, out, err = _run(tmp_path, capsys, "--sensor-id", "7", "--bind-key", KEY,
+                        "--phone", "127.0.0.1:%d" % port, "--phone-secret", "wrong", "--check-phone")
+    t.join(5)
+    assert rc == 3 and "refused the secret" in out
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_phone_beside_the_radio_sensor(tmp_path, capsys):
+    rc, out, err = _run(tmp_path, capsys, "--sensor-id", "7", "--bind-key", KEY, "--phone", "192.168.1.23",
+                        ask_secret=lambda p: "")
+    assert rc == 0, err
+    c, s = _files(tmp_path)
+    assert [x["kind"] for x in c["sources"]] == ["broadcast", "phone"]
+    assert s["sources"] == [{"name": "broadcast", "bind_key": KEY}]
+    cfg = config.build(c, s)
+    assert cfg["sensor"]["id"] == 7 and cfg["sources"][1]["port"] == 17580
+
+
+def test_phone_check_says_when_nothing_listens(tmp_path, capsys):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    rc, out, err = _run(tmp_path, capsys, "--sensor-kind", "none", "--phone", "127.0.0.1:%d" % port,
+                        "--phone-secret", "", "--check-phone")
+    assert rc == 3 and "Open Web Service" in out

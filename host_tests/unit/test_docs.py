@@ -248,3 +248,14 @@ def test_the_path_check_catches_a_dangling_path(bad):
     # The check itself must be able to fail: a made-up path is reported.
     assert not _exists(bad)
     assert _PATH.search("see %s for more" % bad).group(1) == bad
+
+
+def test_every_source_kind_key_is_in_the_docs_key_table():
+    # sources[] entries are checked per kind (firmware/core/sources_schema.py), not by SCHEMA: each
+    # kind's keys are listed as `kind.key` in docs/configuration.md's source key table.
+    from firmware.core import sources_schema
+    with open(CONFIG_DOC, encoding="utf-8") as f:
+        text = f.read()
+    missing = ["%s.%s" % (kind, k) for kind, spec in sorted(sources_schema.KINDS.items()) for k in spec
+               if "`%s.%s`" % (kind, k) not in text]
+    assert not missing, "source keys docs/configuration.md does not list: %s" % missing

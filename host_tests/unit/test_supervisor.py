@@ -416,3 +416,43 @@ def test_backoff_starts_over_after_a_stable_run(tmp_path):
     _run(app, [app.sup.supervise("radio", crashes_now_and_then)], 60000)
     gaps = [b - a for a, b in zip(runs, runs[1:])]
     assert gaps == [1000, 2000, 4000, STABLE_MS + 5000 + 1000], gaps
+
+
+class WorkerUplink(Uplink):
+    """The uplink as the supervisor sees its worker thread: a crash it caught, or the thread gone."""
+
+    def __init__(self):
+        super().__init__()
+        self.running = True
+        self.alive = True
+        self.fault = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        self.alive = True
+
+
+def test_an_uplink_worker_crash_is_logged_shown_and_cleared_and_a_dead_thread_restarted(tmp_path):
+    app = App(tmp_path)
+    up = app.uplink = WorkerUplink()
+    seen = []
+
+    async def crash_then_die():
+        await app.clock.sleep_ms(2000)
+        up.fault = MemoryError("memory allocation failed, allocating 1024 bytes")
+        await app.clock.sleep_ms(3000)
+        seen.append(app.gw.pattern)          # shown while it lasts
+        await app.clock.sleep_ms(20000)
+        seen.append(app.gw.pattern)          # cleared once the worker ran STABLE_MS without a crash
+        up.alive = False                     # the thread ended all the same
+        await app.clock.sleep_ms(5000)
+        seen.append(up.starts)
+
+    _run(app, [crash_then_die(), app.sup.monitor()], 40000)
+    assert seen == ["fault", "ok", 1], seen
+    f = [(e["active"], e["why"]) for e in app.faults() if e["name"] == "task:uplink"]
+    assert f[0][0] is True and "MemoryError" in f[0][1] and f[1][0] is False, f
+    entries = CrashLog(app.board.data_dir).entries()
+    assert any("task uplink crashed" in e[1] and "MemoryError" in e[2] for e in entries), entries
+    assert any("task ended" in e[1] for e in entries), entries   # the restart of a thread that ended

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -26,29 +25,14 @@ SENSOR_ID = 200133374                          # config default sensor.id
 def start_mosquitto(port=None, persist_dir=None):
     """A mosquitto on 127.0.0.1. With persist_dir it keeps sessions on disk (saved every second), so a
     follower's persistent session survives a kill -9 and a restart on the same port."""
-    port = port or brokers.free_port()
-    extra = ""
-    workdir = tempfile.mkdtemp(prefix="nightstand-fault-mosq-")
-    conf = os.path.join(workdir, "mosquitto.conf")
-    with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
-        if persist_dir:
-            f.write("persistence true\npersistence_location %s/\nautosave_interval 1\n" % persist_dir)
-        else:
-            f.write("persistence false\n")
-        f.write(extra)
-    proc = subprocess.Popen([brokers.find_mosquitto(), "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    if not brokers.wait_port("127.0.0.1", port, 10, proc):
-        proc.kill()
-        raise RuntimeError("mosquitto did not start on 127.0.0.1:%d" % port)
-    return brokers.Broker("mosquitto", port, proc, workdir)
+    return brokers.start_mosquitto(port=port, persist_dir=persist_dir)
 
 
 def kill_broker(b):
     """kill -9: no goodbye to any client, sessions only as far as the last autosave."""
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait(5)
+    b.stop()  # removes its config folder (the persistence folder is the caller's)
 
 
 # ---- follower ----------------------------------------------------------------------------------------
