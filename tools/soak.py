@@ -61,7 +61,7 @@ _TREE = {}
 
 
 BUILDS = ("pip64", "plain32", "frozen32")
-DEFAULT_HEAP = {"pip64": "64wK", "frozen32": "48K", "plain32": "116K"}
+DEFAULT_HEAP = {"pip64": "64wK", "frozen32": "48K", "plain32": "128K"}
 
 
 def mpy_tree(cross=None):
@@ -255,7 +255,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--heap", default=None, help="-X heapsize (default: 64wK on pip64, 48K on frozen32 (the "
-                    "issue 16 target), 116K on plain32 (what tools/deploy.py asks of a board for the .mpy files))")
+                    "issue 16 target), 128K on plain32 (what tools/deploy.py asks of a board for the .mpy files))")
     ap.add_argument("--speed", type=float, default=3000)
     ap.add_argument("--noise", type=int, default=200)
     ap.add_argument("--bisect", action="store_true", help="also find the smallest heap that still runs")
