@@ -259,3 +259,22 @@ def test_every_source_kind_key_is_in_the_docs_key_table():
     missing = ["%s.%s" % (kind, k) for kind, spec in sorted(sources_schema.KINDS.items()) for k in spec
                if "`%s.%s`" % (kind, k) not in text]
     assert not missing, "source keys docs/configuration.md does not list: %s" % missing
+
+
+def test_no_file_keeps_a_merge_conflict_marker():
+    # Work lands through merges; a marker left in a shell script or a doc breaks CI or misleads a reader
+    # and no other check reads those files.
+    import subprocess
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode:
+        pytest.skip("not a git checkout")
+    bad = []
+    for rel in listed.stdout.split():
+        path = os.path.join(ROOT, rel)
+        if not os.path.isfile(path) or rel.endswith(".json"):
+            continue
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if line.startswith((b"<<<<<<< ", b">>>>>>> ")):
+                    bad.append("%s:%d" % (rel, n))
+    assert not bad, "merge conflict markers: " + ", ".join(bad)
