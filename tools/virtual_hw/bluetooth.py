@@ -78,6 +78,10 @@ _IO_KEYBOARD_ONLY = const(2)
 _IO_KEYBOARD_DISPLAY = const(4)
 _SEC_PEER = const(2)              # NimBLE's store object type for a peer's bonding keys
 
+# MicroPython queues IRQ data in a ring buffer that the scheduler drains into the Python handler; a
+# full ring drops new events. Scan events go through one of that size here, so a flood of adverts is
+# dropped (counted) where a board drops it, and adverts heard together reach aioble together.
+_RING = const(64)
 _ATT_TIMEOUT_MS = const(30000)    # Core spec Vol 3 Part F 3.3.3: a transaction not answered in 30 s
 _SMP_TIMEOUT_MS = const(30000)    # Core spec Vol 3 Part H 3.4: the same for pairing
 _CONNECT_SCAN_MS = const(2000)    # MicroPython's default gap_connect scan_duration_ms
@@ -159,19 +163,29 @@ class _Controller:
         self.next_id = 0
         self.pending = {}            # request id -> (conn, callback(rsp or None))
         self.wedged = False
+        self.peer_real_ms = 0
         self.heard = 0               # adverts delivered as IRQs (stats)
         self.missed = 0              # adverts on the air while no scan ran
+        self.dropped = 0             # adverts lost to a full IRQ ring
+        self.ring = []               # (event, data) waiting for the scheduler
+        self.draining = False
 
     # ---- plumbing ---------------------------------------------------------------------------------
     def irq(self, event, data):
         if self.handler is not None:
             return self.handler(event, data)
 
-    def later(self, ms, fn, *args):
+    def later(self, ms, fn, *args, peer=False):
         async def run():
-            await self.sleep(ms)
+            await (self.sleep_peer(ms) if peer else self.sleep(ms))
             fn(*args)
         asyncio.create_task(run())
+
+    async def sleep_peer(self, ms):
+        """A wait for the peer (the other end of the simulator link): never shorter than peer_real_ms
+        of real time, or at a high speed the link's own round trip would look like a silent peer."""
+        speed = self.clock.speed if self.clock is not None else 1
+        await asyncio.sleep_ms(max(int(ms / speed), self.peer_real_ms))
 
     async def sleep(self, ms):
         if self.clock is None:
@@ -190,7 +204,7 @@ class _Controller:
         if self.send is not None:
             self.send({"ble": msg})
         if timeout_ms:
-            self.later(timeout_ms, self._expire, rid)
+            self.later(timeout_ms, self._expire, rid, peer=True)
         return rid
 
     def _expire(self, rid):
@@ -207,6 +221,22 @@ class _Controller:
         if p[0] is not None and not p[0].up:
             return
         p[1](rsp)
+
+    def scan_irq(self, event, data):
+        if len(self.ring) >= _RING:
+            self.dropped += 1
+            return
+        self.ring.append((event, data))
+        if not self.draining:
+            self.draining = True
+            asyncio.create_task(self._drain())
+
+    async def _drain(self):
+        await asyncio.sleep_ms(0)
+        ring, self.ring = self.ring, []
+        self.draining = False
+        for event, data in ring:
+            self.irq(event, data)
 
     # ---- air ---------------------------------------------------------------------------------------
     def hear(self, adv):
@@ -226,15 +256,15 @@ class _Controller:
             return
         if self.scanning and not self.wedged:
             self.heard += 1
-            self.irq(_IRQ_SCAN_RESULT, (adv.get("addr_type", 0), addr, adv.get("adv_type", 3),
-                                        adv.get("rssi", -70), bytes.fromhex(data)))
+            self.scan_irq(_IRQ_SCAN_RESULT, (adv.get("addr_type", 0), addr, adv.get("adv_type", 3),
+                                             adv.get("rssi", -70), bytes.fromhex(data)))
         else:
             self.missed += 1
 
     def _deliver(self, addr, e):
         if self.scanning and not self.wedged and self.advertisers.get(addr) is e:
             self.heard += 1
-            self.irq(_IRQ_SCAN_RESULT, (e[0], addr, e[1], e[2], e[3]))
+            self.scan_irq(_IRQ_SCAN_RESULT, (e[0], addr, e[1], e[2], e[3]))
 
     def _repeat(self, addr, e):
         e[5] += 1
@@ -264,13 +294,17 @@ class _Controller:
         if gen != self.scan_gen or not self.scanning or self.wedged:
             return   # a wedged stack never says the scan is over
         self.scanning = False
-        self.irq(_IRQ_SCAN_DONE, ())
+        self.scan_irq(_IRQ_SCAN_DONE, ())
 
     def scan_stop(self):
         self.scan_gen += 1
         if self.scanning:
             self.scanning = False
-            self.irq(_IRQ_SCAN_DONE, ())
+            self.ring = [e for e in self.ring if e[0] != _IRQ_SCAN_RESULT]   # stopped: not delivered
+            self.ring.append((_IRQ_SCAN_DONE, ()))
+            if not self.draining:
+                self.draining = True
+                asyncio.create_task(self._drain())
 
     # ---- connections -------------------------------------------------------------------------------
     def connect(self, addr_type, addr, scan_ms):
@@ -297,7 +331,7 @@ class _Controller:
                 self.irq(_IRQ_PERIPHERAL_DISCONNECT, (_NO_HANDLE, addr_type, bytes(addr)))
 
         self.request(None, {"op": "connect", "addr": _hex(addr)}, answered, 0)
-        self.later(scan_ms or _CONNECT_SCAN_MS, deadline)
+        self.later(scan_ms or _CONNECT_SCAN_MS, deadline, peer=True)
 
     def lost(self, conn, why=None):
         if not conn.up:
@@ -389,7 +423,7 @@ class _Controller:
                     if conn.passkey_wait is not None:
                         conn.passkey_wait = None
                         go()
-                self.later(_SMP_TIMEOUT_MS, give_up)
+                self.later(_SMP_TIMEOUT_MS, give_up, peer=True)
         else:
             go()
 
@@ -506,10 +540,12 @@ def BLE():
 
 
 # ---- host-only -------------------------------------------------------------------------------------
-def attach(clock, send):
-    """The host board: the scaled clock for every controller timer, and the link to the simulator."""
+def attach(clock, send, peer_real_ms=0):
+    """The host board: the scaled clock for every controller timer, the link to the simulator, and the
+    shortest real time a wait for the peer may take (see _Controller.sleep_peer)."""
     _ctl.clock = clock
     _ctl.send = send
+    _ctl.peer_real_ms = peer_real_ms
 
 
 def feed(msg):
@@ -530,5 +566,6 @@ def wedge():
 
 
 def stats():
-    return {"heard": _ctl.heard, "missed": _ctl.missed, "advertisers": len(_ctl.advertisers),
+    return {"heard": _ctl.heard, "missed": _ctl.missed, "dropped": _ctl.dropped,
+            "advertisers": len(_ctl.advertisers),
             "pending": len(_ctl.pending)}
