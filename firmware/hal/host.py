@@ -35,10 +35,32 @@ if _VHW not in sys.path:
     sys.path.append(_VHW)
 
 
-class _ScaledAsyncio:
-    """Part of the host's scaled clock: aioble's operation timeouts (`with conn.timeout(ms)`, connect,
-    pair) sleep with asyncio.sleep_ms, in real ms. Given to aioble.device in place of the asyncio module,
-    they run on the board clock like everything else; all other names are asyncio's own."""
+class _HostFlag:
+    """asyncio.ThreadSafeFlag's behaviour (one waiter; wait() returns once per set(), clearing it) on
+    an asyncio.Event. The unix port polls a ThreadSafeFlag only between 10 ms waits of its system poll
+    (extmod/modselect.c), so every BLE event aioble waits for would come ~10 ms of real time late: at
+    speed 600 that is 6 s of scenario time per GATT step or scan window. On a board IRQs set it."""
+
+    def __init__(self):
+        self._ev = asyncio.Event()
+
+    def set(self):
+        self._ev.set()
+
+    def clear(self):
+        self._ev.clear()
+
+    async def wait(self):
+        await self._ev.wait()
+        self._ev.clear()
+
+
+class _HostAsyncio:
+    """What aioble's modules see as `asyncio` on the host (the scaled clock's part): operation
+    timeouts (`with conn.timeout(ms)`, connect, pair) sleep on the board clock instead of real ms, and
+    ThreadSafeFlag is _HostFlag. Every other name is asyncio's own."""
+
+    ThreadSafeFlag = _HostFlag
 
     def __init__(self, clock):
         self._clock = clock
@@ -207,8 +229,11 @@ class HostBoard:
             bluetooth.attach(self.clock, self._send, PEER_REAL_MS)
             from firmware.hal.esp32 import open_ble
             self._ble = open_ble(self.data_dir)
-            import aioble.device
-            aioble.device.asyncio = _ScaledAsyncio(self.clock)
+            host_asyncio = _HostAsyncio(self.clock)
+            for name in ("device", "central", "client", "security"):
+                mod = getattr(self._ble, name, None)
+                if mod is not None and getattr(mod, "asyncio", None) is asyncio:
+                    mod.asyncio = host_asyncio
         return self._ble
 
     def _send(self, msg):
