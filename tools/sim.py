@@ -74,6 +74,9 @@ def parse_args(argv):
     p.add_argument("--adv-type", choices=sorted(ADV_TYPES), default="nonconn",
                    help="advertising PDU of the simulated broadcast CGM (default nonconn: ADV_NONCONN_IND; "
                    "scan: ADV_SCAN_IND without a scan response, as a passive scan sees it)")
+    p.add_argument("--adv-interval-ms", type=int, default=2000, metavar="MS",
+                   help="the simulated broadcast CGM repeats its newest frame this often (simulated ms) "
+                   "until the next one, as a real one does; 0: each frame is on the air once")
     p.add_argument("--cgms-stall", type=int, default=0, metavar="N",
                    help="--sensor cgms: the peer stalls GATT discovery on its first N connections")
     p.add_argument("--data", help="gateway data dir (default: a fresh temporary one)")
@@ -223,6 +226,7 @@ class Sim:
         self.hello = asyncio.Event()
         self.counter = 0
         self.prev = None          # (minute, mgdl) of the last synthesised reading
+        self.on_air = None        # the broadcast CGM's newest advert (it repeats it until the next)
         self.peer = None          # --sensor cgms: the simulated CGMS peripheral (simlib/cgms_peer.py)
         if cfg["sensor"]["kind"] == "cgms":
             from simlib.cgms_peer import CgmsPeer
@@ -274,6 +278,9 @@ class Sim:
             self.sensor_on = ev == "sensor_on"
             if self.peer is not None:
                 self.peer.set_in_range(self.sensor_on)
+            elif self.on_air is not None:
+                # out of range: no more adverts; back: its newest frame is heard again (a repeat)
+                self.to_fw({"air": dict(self.on_air, adv=self.on_air["adv"] if self.sensor_on else None)})
 
     async def play(self):
         for row in self.rows:
@@ -284,10 +291,11 @@ class Sim:
                 self.sent.append(self.peer.measure(row.minute, row.mgdl))  # stored also out of range
             elif row.mgdl is not None and not self.adverts:
                 counter, adv = self.cgm_frame(row)
+                self.on_air = {"addr": CGM_ADDR, "addr_type": 1, "rssi": -61, "adv": adv.hex(),
+                               "adv_type": ADV_TYPES[self.args.adv_type], "every_ms": self.args.adv_interval_ms}
                 if self.sensor_on:
                     self.sent.append(counter)
-                    self.to_fw({"air": {"addr": CGM_ADDR, "addr_type": 1, "rssi": -61, "adv": adv.hex(),
-                                        "adv_type": ADV_TYPES[self.args.adv_type]}})
+                    self.to_fw({"air": self.on_air})
         if self.args.tail_s:
             await self.at_sim(self.rows[-1].minute * 60 + self.args.tail_s)
 
