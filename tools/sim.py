@@ -232,7 +232,7 @@ class Sim:
             from simlib.cgms_peer import CgmsPeer
             s = cfg["sensor"]
             self.peer = CgmsPeer(self.to_fw, s["address"].lower(), s["passkey"],
-                                 stall_connections=args.cgms_stall)
+                                 stall_connections=args.cgms_stall, speed=args.speed)
 
     def sim_s(self):
         return 0.0 if self.t0 is None else (time.monotonic() - self.t0) * self.speed

@@ -8,6 +8,8 @@
 #   p.set_in_range(False)     the link drops (supervision timeout) and adverts stop; True: back
 #   p.notify(char, data)      a notification, when connected and the central enabled it in the CCCD
 #   p.indicate(char, data)    the same for indications
+#   p.notify_many(char, [data, ...])   several notifications in one connection event (they reach the
+#                             central's stack back to back, before its application runs)
 #   p.stall = {"services", "characteristics", "descriptors", "read", "write", "pair", "mtu", "connect"}
 #                             operations the peer receives but never answers (the central's ATT timeout)
 # Hooks for subclasses: on_read(char) -> bytes or ATT error int; on_write(char, data) -> 0 or ATT error;
@@ -110,6 +112,13 @@ class Peripheral:
     def notify(self, char, data):
         if self.connected and char.notify_on:
             self.send({"evt": {"evt": "notify", "addr": self.addr, "handle": char.handle, "data": data.hex()}})
+            return True
+        return False
+
+    def notify_many(self, char, datas):
+        if self.connected and char.notify_on and datas:
+            self.send({"evt": [{"evt": "notify", "addr": self.addr, "handle": char.handle, "data": d.hex()}
+                               for d in datas]})
             return True
         return False
 

@@ -34,6 +34,7 @@
 #        descriptors [handle, uuid]. connect answers status 0 or "no_device".
 #     {"evt": {"evt": "notify"|"indicate", "addr": .., "handle": n, "data": "<hex>"}}
 #     {"evt": {"evt": "disconnect", "addr": .., "reason": "..."}}
+#     {"evt": [EVT, ...]}   events of one connection event (several notifications): consecutive IRQs
 #     {"air": ADV | [ADV, ...]}  ADV = {"addr", "addr_type": 0|1, "adv_type": 0..4, "rssi", "adv": "<hex>"|null,
 #                                       "every_ms": n}
 #        A list is one burst (consecutive IRQs). every_ms > 0: the device keeps advertising this payload
@@ -553,7 +554,9 @@ def feed(msg):
     if "rsp" in msg:
         _ctl._answer(msg["rsp"])
     elif "evt" in msg:
-        _ctl.event(msg["evt"])
+        e = msg["evt"]
+        for ev in (e if isinstance(e, list) else (e,)):
+            _ctl.event(ev)
     elif "air" in msg:
         a = msg["air"]
         for adv in (a if isinstance(a, list) else (a,)):
