@@ -26,8 +26,8 @@ import sys
 import asyncio
 
 from firmware.core import ticks
-from firmware.shell.clock import ScaledClock, hang_bound_ms
-from firmware.shell.mailbox import Mailbox
+from firmware.lib.clock import ScaledClock, hang_bound_ms
+from firmware.lib.mailbox import Mailbox
 
 # tools/virtual_hw/ next to firmware/: MicroPython's hardware modules as the host plays them.
 _VHW = __file__.rsplit("firmware/hal/", 1)[0] + "tools/virtual_hw"

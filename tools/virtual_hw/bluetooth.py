@@ -45,6 +45,7 @@
 from micropython import const
 
 import asyncio
+import time
 
 FLAG_BROADCAST = const(0x0001)
 FLAG_READ = const(0x0002)
@@ -79,10 +80,14 @@ _IO_KEYBOARD_ONLY = const(2)
 _IO_KEYBOARD_DISPLAY = const(4)
 _SEC_PEER = const(2)              # NimBLE's store object type for a peer's bonding keys
 
-# MicroPython queues IRQ data in a ring buffer that the scheduler drains into the Python handler; a
-# full ring drops new events. Scan events go through one of that size here, so a flood of adverts is
-# dropped (counted) where a board drops it, and adverts heard together reach aioble together.
-_RING = const(64)
+# Between two scan windows a board is deaf for well under a millisecond, but here the next window starts
+# when the radio task next runs: a few real ms on a loaded machine, seconds of scenario time at a high
+# speed. An advert heard once in that gap (a capture replay sends each frame once) would be lost where a
+# board's device, repeating it, is heard in the next window. So a single advert that arrives between
+# windows is kept, the newest per address and a few addresses at most, and heard when the next window
+# starts within this much real time.
+_GAP_REAL_MS = const(100)
+_GAP_KEEP = const(8)
 _ATT_TIMEOUT_MS = const(30000)    # Core spec Vol 3 Part F 3.3.3: a transaction not answered in 30 s
 _SMP_TIMEOUT_MS = const(30000)    # Core spec Vol 3 Part H 3.4: the same for pairing
 _CONNECT_SCAN_MS = const(2000)    # MicroPython's default gap_connect scan_duration_ms
@@ -164,12 +169,10 @@ class _Controller:
         self.next_id = 0
         self.pending = {}            # request id -> (conn, callback(rsp or None))
         self.wedged = False
+        self.gap = {}                # addr -> (ticks_ms real, IRQ data): heard between two windows
         self.peer_real_ms = 0
         self.heard = 0               # adverts delivered as IRQs (stats)
         self.missed = 0              # adverts on the air while no scan ran
-        self.dropped = 0             # adverts lost to a full IRQ ring
-        self.ring = []               # (event, data) waiting for the scheduler
-        self.draining = False
 
     # ---- plumbing ---------------------------------------------------------------------------------
     def irq(self, event, data):
@@ -224,20 +227,12 @@ class _Controller:
         p[1](rsp)
 
     def scan_irq(self, event, data):
-        if len(self.ring) >= _RING:
-            self.dropped += 1
-            return
-        self.ring.append((event, data))
-        if not self.draining:
-            self.draining = True
-            asyncio.create_task(self._drain())
-
-    async def _drain(self):
-        await asyncio.sleep_ms(0)
-        ring, self.ring = self.ring, []
-        self.draining = False
-        for event, data in ring:
-            self.irq(event, data)
+        # Delivered at once, in the caller's context: MicroPython's NimBLE binding on the ESP32 runs IRQ
+        # handlers synchronously as events arrive (MICROPY_PY_BLUETOOTH_USE_SYNC_EVENTS), so adverts heard
+        # together reach aioble's scan queue back to back, before its task runs. No ring here, so no
+        # buffer of this module's own is spent on a flood (aioble's queue holds what its task has not
+        # taken yet, as on a board).
+        self.irq(event, data)
 
     # ---- air ---------------------------------------------------------------------------------------
     def hear(self, adv):
@@ -255,10 +250,16 @@ class _Controller:
                 self._deliver(addr, entry)
                 self._repeat(addr, entry)
             return
+        irq = (adv.get("addr_type", 0), addr, adv.get("adv_type", 3), adv.get("rssi", -70), bytes.fromhex(data))
         if self.scanning and not self.wedged:
             self.heard += 1
-            self.scan_irq(_IRQ_SCAN_RESULT, (adv.get("addr_type", 0), addr, adv.get("adv_type", 3),
-                                             adv.get("rssi", -70), bytes.fromhex(data)))
+            self.scan_irq(_IRQ_SCAN_RESULT, irq)
+        elif self.is_active and not self.wedged and self.scan_gen:
+            self.gap.pop(addr, None)
+            if len(self.gap) >= _GAP_KEEP:
+                self.gap.pop(next(iter(self.gap)))
+                self.missed += 1
+            self.gap[addr] = (time.ticks_ms(), irq)
         else:
             self.missed += 1
 
@@ -285,6 +286,14 @@ class _Controller:
         gen = self.scan_gen
         if duration_ms:
             self.later(duration_ms, self._scan_end, gen)
+        gap, self.gap = self.gap, {}
+        now = time.ticks_ms()
+        for t, irq in gap.values():
+            if time.ticks_diff(now, t) <= _GAP_REAL_MS:
+                self.heard += 1
+                self.scan_irq(_IRQ_SCAN_RESULT, irq)
+            else:
+                self.missed += 1
         # Advertisers in range are heard at once (a scan window soon meets their next advert), then
         # every advertising interval for as long as the scan runs.
         for addr, e in list(self.advertisers.items()):
@@ -301,11 +310,7 @@ class _Controller:
         self.scan_gen += 1
         if self.scanning:
             self.scanning = False
-            self.ring = [e for e in self.ring if e[0] != _IRQ_SCAN_RESULT]   # stopped: not delivered
-            self.ring.append((_IRQ_SCAN_DONE, ()))
-            if not self.draining:
-                self.draining = True
-                asyncio.create_task(self._drain())
+            self.irq(_IRQ_SCAN_DONE, ())
 
     # ---- connections -------------------------------------------------------------------------------
     def connect(self, addr_type, addr, scan_ms):
@@ -569,6 +574,5 @@ def wedge():
 
 
 def stats():
-    return {"heard": _ctl.heard, "missed": _ctl.missed, "dropped": _ctl.dropped,
-            "advertisers": len(_ctl.advertisers),
+    return {"heard": _ctl.heard, "missed": _ctl.missed, "advertisers": len(_ctl.advertisers),
             "pending": len(_ctl.pending)}
