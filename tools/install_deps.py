@@ -27,7 +27,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, ".deps", "lib")
-SOURCE = os.path.join(os.path.dirname(ROOT), "shared", "third_party", "micropython-lib")
+# The unmodified micropython-lib export next to the project (read-only is fine), or NIGHTSTAND_MPLIB.
+SOURCE = os.environ.get("NIGHTSTAND_MPLIB") or os.path.join(os.path.dirname(ROOT), "shared", "third_party",
+                                                            "micropython-lib")
 INDEX = "https://micropython.org/pi/v2"
 PROBE_S = 3          # an unreachable index must not hold up `make venv`
 STAMP = "nightstand-deps.json"
