@@ -1,9 +1,10 @@
 # Host board: the firmware under the MicroPython unix port, driven by tools/sim.py. HOST ONLY.
 # The BLE path is the board's: the real aioble (.deps/lib, tools/install_deps.py) over a virtual
 # `bluetooth` module (tools/virtual_hw/bluetooth.py, put on sys.path here and nowhere else), opened by
-# the ESP32 adapter's own open_ble(). What stays host-only is small: the scaled clock (and aioble's
-# timeouts on it), the simulator link, the event log on stdout, the LED/buzzer/Wi-Fi stand-ins, fault
-# injection and the flash-write counter.
+# the ESP32 adapter's own open_ble(); the LED and buzzer are the ESP32 adapter's drivers over virtual
+# machine.Pin/PWM and neopixel (tools/virtual_hw). What stays host-only is small: the scaled clock (and
+# aioble's timeouts on it), the simulator link, the event log on stdout, the Wi-Fi and button stand-ins,
+# the watchdog report, fault injection and the flash-write counter.
 # The simulator listens on a loopback port (NIGHTSTAND_SIM=host:port) and sends JSON lines:
 #   {"start": {"speed": N, "wall_ms": ms|null, "ticks0": n}}   scenario time 0 (sent once)
 #   {"air": ...} {"rsp": ...} {"evt": ...}    the radio: adverts, GATT answers and events for the
@@ -195,6 +196,19 @@ class _HostWatchdog:
                              "why": "not fed: a board resets here; the host goes on"})
 
 
+def _drivers(board_cfg):
+    """The ESP32 adapter's own LED and buzzer drivers over tools/virtual_hw (machine.Pin/PWM, neopixel),
+    as the board config asks for them (board_configs/host.json); a config without them (a bench's) gets
+    plain recorders."""
+    if "led" not in board_cfg or "buzzer" not in board_cfg:
+        return VirtualLed(), VirtualBuzzer()
+    from firmware.core import board as board_schema
+    from firmware.hal.esp32_buzzer import make_buzzer
+    from firmware.hal.esp32_led import make_led
+    cfg = board_schema.build(board_cfg)
+    return make_led(cfg["led"]), make_buzzer(cfg["buzzer"])
+
+
 class HostBoard:
     kind = "host"
 
@@ -202,8 +216,7 @@ class HostBoard:
         self.name = board_cfg.get("name", "host")
         self.clock = ScaledClock()
         self._ble = None
-        self.led = VirtualLed()
-        self.buzzer = VirtualBuzzer()
+        self.led, self.buzzer = _drivers(board_cfg)
         self.wifi = VirtualWlan()
         self.data_dir = os.getenv("NIGHTSTAND_DATA") or "data"
         self.presses = Mailbox(4)
