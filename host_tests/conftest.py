@@ -2,12 +2,14 @@
 import os
 import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(_HERE)
+# Shared by every sub-folder (see host_tests/README.md); fixtures used by more than one folder live here.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(_HERE, "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 import pytest  # noqa: E402
+
+from host_tests.tls_broker import tls_broker  # noqa: E402,F401  (a fixture: pytest finds it by name)
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tests.paths import ROOT
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from simlib import brokers, faults  # noqa: E402
+from simlib import brokers, faults
 
-MOSQUITTO_HINT = ("mosquitto is not installed: `apt-get install -y mosquitto` (Debian/Ubuntu) or "
-                  "`brew install mosquitto`; .ci/run installs it")
+MOSQUITTO_HINT = ("mosquitto is not installed: `make test` installs it (tools/setup_system.sh), or run "
+                  "`sudo apt-get install -y mosquitto` (Debian/Ubuntu) or `brew install mosquitto`")
 
 
 class Follower(faults.Recorder):

@@ -2,11 +2,14 @@
 """`make bench`: every Nightstand figure, measured on the MicroPython unix port in one run.
 
     python tools/bench.py [--json bench/results.json] [--quick] [--only NAME[,NAME]]
+    python tools/bench.py --markdown [--json bench/results.json]     (only rewrite bench/RESULTS.md)
 
 Prints one table (figure, value, target, met/missed) and writes bench/results.json with every figure and
-the raw details. Each part runs the real firmware (tools/sim.py and the benches beside it) against a real
-mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
-  latency   alarm latency p50/p99 with the broker healthy, hung and down, and the ratios (tools/bench_latency.py)
+the raw details, and bench/RESULTS.md (the same table in Markdown: the figures the docs point at; it is
+committed, results.json is not). Each part runs the real firmware (tools/sim.py and the benches beside
+it) against a real mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
+  latency   alarm latency p50/p99 with the broker healthy, hung and down, the phone source hung, and the
+            ratios (tools/bench_latency.py)
   adverts   CPU per irrelevant advertisement in the firmware's own code (tools/bench_adverts.py, micropython)
   soak      seven simulated days at 64wK with --noise 200; smallest heap that runs and its 7-day growth
             (tools/soak.py; --quick: 2 days)
@@ -32,10 +35,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 from simlib import faults  # noqa: E402
-from bench_latency import pct as _pct  # noqa: E402
 
 PY = sys.executable
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
@@ -49,7 +51,8 @@ class Table:
 
     def add(self, key, label, value, unit="", target=None, better="le", fmt="%.2f", note=""):
         """target: a number compared with value (le: value <= target; ge: value >= target), or None."""
-        self.figures[key] = {"value": value, "unit": unit, "target": target, "note": note}
+        self.figures[key] = {"value": value, "unit": unit, "target": target, "note": note, "label": label,
+                             "better": better, "fmt": fmt}
         if value is None:
             text, verdict = "n/a", "MISSED" if target is not None else ""
         else:
@@ -95,14 +98,15 @@ def part_latency(tab, quick, raw):
         r = json.load(f)
     raw["latency"] = r
     ph = r["phases"]
-    for name in ("healthy", "hang", "down"):
-        label = {"healthy": "healthy", "hang": "broker hung", "down": "broker down"}[name]
+    for name in ("healthy", "hang", "down", "phone_hang"):
+        label = {"healthy": "healthy", "hang": "broker hung", "down": "broker down",
+                 "phone_hang": "phone source hung"}[name]
         tab.add("latency_%s_p50_ms" % name, "alarm latency p50, %s" % label, ph[name]["p50"], "ms")
         tab.add("latency_%s_p99_ms" % name, "alarm latency p99, %s" % label, ph[name]["p99"], "ms", 5.0)
         if ph[name]["missed"]:
             tab.add("latency_%s_missed" % name, "alarms missed, %s" % label, ph[name]["missed"], "", 0, fmt="%d")
     base50, base99 = ph["healthy"]["p50"], ph["healthy"]["p99"]
-    for name in ("hang", "down"):
+    for name in ("hang", "down", "phone_hang"):
         r50 = ph[name]["p50"] / base50 if base50 else None
         r99 = ph[name]["p99"] / base99 if base99 else None
         tab.add("latency_ratio_%s_p50" % name, "latency ratio %s/healthy (p50)" % name, r50, "", 1.5)
@@ -279,14 +283,14 @@ def part_offline(tab, quick, raw):
             run = faults.SimRun(work, [(0, 120), (5, 120), (600, None)], proxy.port, "--config", cfg, speed=1,
                                 name="off" + kind)
             try:
-                if not faults.wait_until(lambda: b"online" in rec.payloads("availability"), 30):
+                if not faults.wait_until(lambda rec=rec: b"online" in rec.payloads("availability"), 30):
                     raise RuntimeError("gateway never online")
                 time.sleep(1.0)
                 if kind == "power_cut":
                     proxy.set_mode("halfopen")   # the gateway's FIN (and anything else) never reaches the broker
                 t0 = faults.kill_firmware(run)
-                faults.wait_until(lambda: any(p == b"offline" and t > t0 for t, p in rec.timed("availability")),
-                                  90)
+                faults.wait_until(lambda rec=rec, t0=t0: any(p == b"offline" and t > t0
+                                                             for t, p in rec.timed("availability")), 90)
                 offl = [t for t, p in rec.timed("availability") if p == b"offline" and t > t0]
                 out[kind] = offl[0] - t0 if offl else None
             finally:
@@ -361,12 +365,64 @@ def part_fuzz(tab, quick, raw):
     print(p.stdout.strip())
 
 
+def _cell(v, fmt, unit):
+    if v is None:
+        return "n/a"
+    try:
+        text = fmt % v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    except (TypeError, ValueError):
+        text = str(v)
+    return (text + (" " + unit if unit else "")).replace("|", "\\|")
+
+
+def markdown(results):
+    """bench/RESULTS.md from the dict bench/results.json holds: one row per figure, in measuring order."""
+    lines = ["# Nightstand bench results", "",
+             "Generated by `python tools/bench.py` from `bench/results.json`; do not edit by hand, run "
+             "`make bench` (or `python tools/bench.py --markdown` to rewrite this file from the JSON).", "",
+             "Measured %s%s on %s CPUs, Python %s. A missed target says MISSED; docs/known-limits.md says why." % (
+                 results.get("when", "?"), " (--quick)" if results.get("quick") else "",
+                 results.get("machine", {}).get("cpus", "?"), results.get("machine", {}).get("python", "?")), "",
+             "| figure | measured | target | verdict |", "|---|---|---|---|"]
+    for key, f in results.get("figures", {}).items():
+        fmt, unit, target = f.get("fmt", "%.2f"), f.get("unit", ""), f.get("target")
+        ttext = "" if target is None else ("<= " if f.get("better", "le") == "le" else ">= ") + _cell(
+            target, fmt if isinstance(target, float) else "%s", unit)
+        verdict = "" if "met" not in f else ("met" if f["met"] else "MISSED")
+        if f.get("note"):
+            verdict += " (" + str(f["note"]).replace("|", "\\|") + ")"
+        lines.append("| %s | %s | %s | %s |" % (str(f.get("label", key)).replace("|", "\\|"),
+                                                _cell(f.get("value"), fmt, unit), ttext, verdict.strip()))
+    if results.get("broken"):
+        lines += ["", "Parts that could not be measured: " + ", ".join(
+            "%s (%s)" % (k, v) for k, v in sorted(results["broken"].items()))]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(json_path, md_path=None):
+    """Writes bench/RESULTS.md (beside the JSON) from results.json; returns the path written."""
+    with open(json_path) as f:
+        results = json.load(f)
+    md_path = md_path or os.path.join(os.path.dirname(os.path.abspath(json_path)), "RESULTS.md")
+    with open(md_path, "w") as f:
+        f.write(markdown(results))
+    return md_path
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results.json"))
     ap.add_argument("--quick", action="store_true", help="shorter soak (2 days), 100 000 fuzz inputs, fewer alarms")
     ap.add_argument("--only", help="comma-separated parts: " + ", ".join(PARTS))
+    ap.add_argument("--markdown", action="store_true",
+                    help="measure nothing: rewrite RESULTS.md beside --json from that file")
     a = ap.parse_args(argv)
+    if a.markdown:
+        if not os.path.exists(a.json):
+            print("bench: no %s yet: run `make bench` first" % a.json)
+            return 2
+        print("bench: wrote %s" % write_markdown(a.json))
+        return 0
     parts = a.only.split(",") if a.only else list(PARTS)
     tab, raw, broken = Table(), {}, {}
     t0 = time.monotonic()
@@ -390,6 +446,8 @@ def main(argv=None):
                    "missed": missed, "broken": broken, "details": raw,
                    "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}, f, indent=1,
                   default=str)
+    if not a.only:  # RESULTS.md is the full set of figures; a partial run leaves it as it was
+        log("wrote %s" % write_markdown(a.json))
     return 2 if broken else (1 if missed else 0)
 
 

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, ".")
 if sys.implementation.name != "micropython":
-    sys.path.insert(0, "host_tests/shims")   # cryptolib for CPython; MicroPython has its own
+    sys.path.insert(0, "tools/shims")   # cryptolib for CPython; MicroPython has its own
 
 try:
     from time import ticks_diff, ticks_us
@@ -20,7 +20,7 @@ except ImportError:                      # CPython
     def ticks_diff(a, b):
         return a - b
 
-from firmware.sensor.counter_store import MemoryCounterStore
+from firmware.shell.counter_store import MemoryCounterStore
 from firmware.sensor.open_broadcast import BroadcastReceiver, encode_frame
 
 _RUNS = 7        # median of 7 runs: steady against a scheduler hiccup
@@ -122,7 +122,8 @@ def main():
                       "us_including_loop_and_call": round(total_us, 3),
                       "us_loop_and_empty_call": round(call_us, 3),
                       "adverts_per_run": n,
-                      "us_per_accepted_encrypted_frame": round(frame_us, 1), "runs": _RUNS, "heap_bytes_per_run": heap, "target_us": 5.0}))
+                      "us_per_accepted_encrypted_frame": round(frame_us, 1), "runs": _RUNS,
+                      "heap_bytes_per_run": heap, "target_us": 5.0}))
 
 
 main()

@@ -10,9 +10,9 @@
 import sys
 
 sys.path.insert(0, ".")
-from firmware.core import ticks  # noqa: E402
-from firmware.core.alarms import AlarmEngine  # noqa: E402
-from firmware.core.reading import Reading  # noqa: E402
+from firmware.core import ticks
+from firmware.core.alarms import AlarmEngine
+from firmware.core.reading import Reading
 
 _START = ticks.PERIOD - 7200000  # every trace starts 2 h before the 2**30 ticks wrap
 _TICK_S = 30                     # how often the replay calls tick() (the gateway: every second)
@@ -317,7 +317,7 @@ def main(argv):
     total = {}
     per_patient = []
     multi = []
-    for (name, seed, days), rows in zip(jobs, traces):
+    for (name, seed, _days), rows in zip(jobs, traces):
         samples = to_5min(rows, seed)
         line = [name]
         for pname, make, lo_t, hi_t in policies:

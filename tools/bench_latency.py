@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Alarm latency bench: reading at the radio -> buzzer/LED on, with the broker healthy, hung and down.
+"""Alarm latency bench: reading at the radio -> buzzer/LED on, with the broker healthy, hung and down,
+and with the phone source hung.
 
     python tools/bench_latency.py OUT.json [--alarms N] [--speed S] [--micropython PATH]
 
@@ -7,21 +8,29 @@ Runs the real firmware (firmware.shell.app.App on the host board) under the Micr
 its MQTT uplink talking to mosquitto through the simulator's loopback proxy. One firmware process plays
 three phases in a row: `healthy` (proxy forwarding), `hang` (proxy keeps the TCP connection but never
 answers: umqtt's calls block until mqtt.timeout_s, 5 s by default, and reconnects hang the same way) and
-`down` (proxy refuses connections: readings go to the flash outage queue). In each phase it injects N
+`down` (proxy refuses connections: readings go to the flash outage queue), then `phone_hang` (broker
+healthy again; the gateway also polls a phone source, a loopback stand-in for xDrip+'s web service
+(tools/simlib/lan_server.py) every 10 s in every phase, and in this phase the phone accepts the connection
+and never answers, so every poll waits out its timeout). In each phase it injects N
 urgent-low adverts at the virtual radio, each followed by a recovery value so the alarm clears and raises
 again, and times (time.ticks_us, real microseconds) from the advert handed to the virtual radio to the
 first LED or buzzer output of the urgent_low pattern.
 
-Prints p50/p99 per phase and the ratios hung/healthy and down/healthy of the medians; writes all of it
-(and every sample) as JSON to OUT.json. Exit status 0 when both ratios are <= 1.5 (the issue's target),
+Prints p50/p99 per phase and the ratios hung/healthy, down/healthy and phone_hang/healthy (medians, and
+p99 for the phone); writes all of it
+(and every sample) as JSON to OUT.json. Exit status 0 when every ratio is <= 1.5 (the issues' target),
 1 when one is above, 2 on a setup failure.
 
-This file is also the firmware-side driver: `micropython tools/bench_latency.py --fw CTL PORT N SPEED`.
+This file is also the firmware-side driver:
+`micropython tools/bench_latency.py --fw CTL PORT N SPEED PHONE_PORT`.
 """
 import sys
 
 TARGET_RATIO = 1.5
-PHASES = ("healthy", "hang", "down")
+PHASES = ("healthy", "hang", "down", "phone_hang")
+# The phone source in the bench: polled every 10 s (the shortest poll_s) so several polls fall in a phase,
+# each waiting its full 5 s timeout (the default) while the phone hangs.
+PHONE_POLL_S = 10
 URGENT = 45     # mg/dL: below urgent_low (55), raises at once (urgent low needs no persistence)
 RECOVER = 120   # mg/dL: above urgent_low + dead band, clears it so the next urgent value raises again
 DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
@@ -30,7 +39,7 @@ DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
 # ---------------------------------------------------------------------------------------------------
 # Firmware side (MicroPython)
 # ---------------------------------------------------------------------------------------------------
-def _fw_main(ctl, port, n, speed):
+def _fw_main(ctl, port, n, speed, phone_port):
     import json
     import os
     import time
@@ -48,12 +57,15 @@ def _fw_main(ctl, port, n, speed):
         os.mkdir(board.data_dir)
     except OSError:
         pass
-    cfg = config.build({"gateway_id": "bench", "sensor": {"bind_key": DEMO_BIND_KEY},
+    cfg = config.build({"gateway_id": "bench",
+                        "sources": [{"kind": "broadcast", "bind_key": DEMO_BIND_KEY},
+                                    {"kind": "phone", "host": "127.0.0.1", "port": phone_port,
+                                     "poll_s": PHONE_POLL_S}],
                         "mqtt": {"host": "127.0.0.1", "port": port}})
     app = App(board, cfg)
     sid = cfg["sensor"]["id"]
     addr_text = "c4:7a:01:22:33:44"
-    board.ble   # opens aioble over the virtual controller (tools/virtual_hw, on sys.path from here on)
+    assert board.ble   # opens aioble over the virtual controller (tools/virtual_hw, on sys.path from here on)
     import bluetooth
     st = {"t0": None, "got": None, "counter": 0}
 
@@ -120,8 +132,10 @@ def _fw_main(ctl, port, n, speed):
                 await asyncio.sleep_ms(gap_ms)
                 advert(RECOVER)
                 await asyncio.sleep_ms(gap_ms)
+            phone = app.gw.merge.get("phone")
             say({"phase": phase, "latency_us": lat, "missed": missed,
-                 "connected": app.uplink.connected, "queued": app.uplink.queued})
+                 "connected": app.uplink.connected, "queued": app.uplink.queued,
+                 "phone": phone.outcome})
         board.stopping = True
 
     async def main():
@@ -158,6 +172,7 @@ def _host_main(argv):
     sys.path.insert(0, os.path.join(root, "tools"))
     from simlib import brokers
     from simlib.proxy import BrokerProxy
+    from simlib.lan_server import LanServer
 
     ap = argparse.ArgumentParser(description="Alarm latency with the broker healthy, hung and down.")
     ap.add_argument("out", help="write the results here (JSON)")
@@ -175,13 +190,18 @@ def _host_main(argv):
         broker = brokers.start_default()
         proxy = BrokerProxy(broker.host, broker.port)
         await proxy.start()
+        import time
+        phone = LanServer("phone", lambda: int(time.time() * 1000))
+        # a value the bench's radio never sends, so the merge never takes a radio reading for the phone's
+        phone.add(int(time.time() * 1000) - 60000, 200)
+        await phone.start()
         work = tempfile.mkdtemp(prefix="nightstand-bench-")
         env = dict(os.environ, NIGHTSTAND_DATA=os.path.join(work, "data"),
                    MICROPYPATH=os.path.join(root, ".deps", "lib") + ":.frozen")
         env.pop("NIGHTSTAND_SIM", None)
         proc = await asyncio.create_subprocess_exec(
             args.micropython, os.path.abspath(__file__), "--fw", work, str(proxy.port), str(args.alarms),
-            str(args.speed), cwd=root, env=env, stdout=asyncio.subprocess.PIPE,
+            str(args.speed), str(phone.port), cwd=root, env=env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         results = {}
 
@@ -198,8 +218,11 @@ def _host_main(argv):
             if not ready.get("ready"):
                 raise RuntimeError("the gateway never connected to the broker")
             for phase in PHASES:
-                await proxy.set_mode({"healthy": "up"}.get(phase, phase))
-                if phase != "healthy":
+                await proxy.set_mode({"healthy": "up", "phone_hang": "up"}.get(phase, phase))
+                if phase == "phone_hang":
+                    await phone.set_mode("hang")
+                    await asyncio.sleep(PHONE_POLL_S + 1)  # a poll is surely waiting on the hung phone
+                elif phase != "healthy":
                     await asyncio.sleep(0.5)  # let the worker run into the hung or refused broker
                 open(os.path.join(work, "go-" + phase), "w").close()
                 results[phase] = await line(120 + args.alarms * 5)
@@ -211,6 +234,7 @@ def _host_main(argv):
                     proc.kill()
                     await proc.wait()
             await proxy.close()
+            await phone.close()
             broker.stop()
             shutil.rmtree(work, ignore_errors=True)
         return results
@@ -228,15 +252,22 @@ def _host_main(argv):
         out["phases"][phase] = {"n": len(lat), "missed": res[phase]["missed"],
                                 "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat) if lat else None,
                                 "uplink_connected_at_end": res[phase]["connected"],
-                                "readings_queued_to_flash": res[phase]["queued"], "samples": lat}
+                                "readings_queued_to_flash": res[phase]["queued"],
+                                "phone_outcome": res[phase].get("phone"), "samples": lat}
     base = out["phases"]["healthy"]["p50"]
     ok = True
     out["ratios"] = {}
-    for phase in ("hang", "down"):
+    for phase in ("hang", "down", "phone_hang"):
         p50 = out["phases"][phase]["p50"]
         r = None if not base or p50 is None else p50 / base
         out["ratios"][phase + "/healthy"] = r
         ok = ok and r is not None and r <= TARGET_RATIO and out["phases"][phase]["missed"] == 0
+    # the phone issue's figure: p99 with a hung phone against p99 healthy
+    b99, p99 = out["phases"]["healthy"]["p99"], out["phases"]["phone_hang"]["p99"]
+    r99 = None if not b99 or p99 is None else p99 / b99
+    out["ratios"]["phone_hang/healthy p99"] = r99
+    ok = ok and r99 is not None and r99 <= TARGET_RATIO
+    ok = ok and out["phases"]["phone_hang"]["phone_outcome"] == "hung"  # it really hung
     ok = ok and out["phases"]["healthy"]["missed"] == 0
     out["pass"] = ok
     d = os.path.dirname(os.path.abspath(args.out))
@@ -256,9 +287,9 @@ def _host_main(argv):
 
 if __name__ == "__main__":
     if sys.implementation.name == "micropython":
-        if len(sys.argv) >= 6 and sys.argv[1] == "--fw":
-            _fw_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+        if len(sys.argv) >= 7 and sys.argv[1] == "--fw":
+            _fw_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
         else:
-            print("usage: micropython tools/bench_latency.py --fw CTL PORT N SPEED (run by the host side)")
+            print("usage: micropython tools/bench_latency.py --fw CTL PORT N SPEED PHONE_PORT (run by the host side)")
     else:
         sys.exit(_host_main(sys.argv[1:]))

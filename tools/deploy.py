@@ -10,7 +10,8 @@ same as tools/install_deps.py puts in .deps/lib/ for the host; umqtt.simple only
 not freeze it); compile firmware/ to .mpy with an mpy-cross whose bytecode version matches the board; replace
 /firmware on the board; copy /board.json, /config.json, /secrets.json, boot.py, main.py; reset; show
 the first boot lines. The copy runs in safe mode (flag file + hard reset) so the watchdog of a
-running gateway cannot reset the board mid-copy. --dry-run prints the exact command sequence, one per line, and needs no board.
+running gateway cannot reset the board mid-copy. --dry-run prints the exact command sequence, one per
+line, and needs no board.
 """
 import argparse
 import json
@@ -61,6 +62,8 @@ def _rel(path):
 
 
 def load_board(name):
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise DeployError("--board takes a board_configs/ name such as esp32_devkitc, not a path (%r)" % name)
     path = os.path.join(ROOT, "board_configs", name + ".json")
     if not os.path.exists(path):
         known = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "board_configs"))
@@ -83,10 +86,14 @@ def check_gateway_config(config_path, secrets_path):
             layers.append(None)
             continue
         try:
-            with open(p) as f:
+            with open(p, encoding="utf-8-sig") as f:
                 layers.append(json.load(f))
-        except (OSError, ValueError) as e:
-            raise DeployError("%s: %s" % (p, e))
+        except OSError as e:
+            raise DeployError("%s: %s" % (p, e.strerror or e))
+        except ValueError as e:  # not JSON, or not text at all
+            raise DeployError("%s: not valid JSON (%s)" % (p, e))
+        if not isinstance(layers[-1], dict):
+            raise DeployError("%s: must be a JSON object {...}, not %s" % (p, type(layers[-1]).__name__))
     try:
         config_schema.build(*layers)
     except ConfigError as e:
@@ -292,6 +299,7 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
                   % " and ".join(p for p in (a.config, a.secrets) if p), file=sys.stderr)
     if a.no_config:
         a.config = a.secrets = None
+    touched = False  # the safe-mode hint below only means something once the board was talked to
     try:
         if a.config or a.secrets:
             check_gateway_config(a.config, a.secrets)
@@ -302,9 +310,12 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
         if a.dry_run:
             print("\n".join(render(steps, a.port)))
             return 0
+        touched = True
         execute(steps, bcfg, a.port, _tool("mpy-cross", a.mpy_cross), runner, not a.no_tail, sleep)
     except DeployError as e:
         print("deploy: " + str(e), file=sys.stderr)
+        if not touched:
+            return 1
         print("deploy: if the board was already flagged, it stays in safe mode (LED and buzzer not "
               "driven) until a deploy completes or you run: mpremote connect %s rm :%s + reset"
               % (a.port, SAFE_FILE), file=sys.stderr)

@@ -14,6 +14,14 @@ Targets and what each must do with any input (the contract a test checks, too):
   config          json text -> config.build(layer): a config or ConfigError naming a dotted key
   trace           simlib.trace.parse(lines): rows, or TraceError with a one-line reason
   outage_queue    OutageQueue over any bytes on flash: opens, peeks, pops and appends without raising
+  g6_replies      every Dexcom G6 reply parser (auth challenge/status, time, glucose 31/4F, battery, backfill
+                  51, invalid, D0): values, or G6Error("malformed"/"crc"); a glucose that usable() lets
+                  through is 14..4095 mg/dL, not display-only, in state 06/07 (0E only when allowed)
+  g6_backfill     a G6 backfill stream (a 51 reply then frames, each length-prefixed) through Backfill:
+                  records in time order spanning exactly the 51's start..end, or G6Error with a known reason
+  lan_entries     lan_entries.parse(answer bytes) for a phone and a Nightscout: an Answer whose kind is
+                  ok/no_data/not_modified/auth_failed/reject (reject with a one-line reason); an ok
+                  Answer's entries are 20..600 mg/dL, aged -0..1 day, oldest first; never raises
 Inputs: seeded mutations (bit flips, byte sets, cuts, inserts, splices) of valid seeds, and random bytes.
 Prints one line per target (inputs, seconds, inputs/s, distinct refusal reasons) and exits 1 on the first
 contract violation, printing the input (hex) to reproduce it.
@@ -27,15 +35,17 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "host_tests", "shims")):
+for p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tools", "shims")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
 from firmware.core import commands as cmd_mod  # noqa: E402
 from firmware.core import config as config_mod  # noqa: E402
 from firmware.sensor import cgms  # noqa: E402
+from firmware.sensor import dexcom_g6 as g6  # noqa: E402
 from firmware.sensor import open_broadcast as ob  # noqa: E402
-from firmware.sensor.counter_store import MemoryCounterStore  # noqa: E402
+from firmware.shell.counter_store import MemoryCounterStore  # noqa: E402
+from firmware.sensor import lan_entries  # noqa: E402
 from firmware.shell.outage_queue import OutageQueue  # noqa: E402
 from simlib import trace as trace_mod  # noqa: E402
 
@@ -233,6 +243,10 @@ class Config:
             {"sensor": {"kind": "cgms", "address": "c4:7a:01:22:33:44"}, "mqtt": {"port": 8883, "tls": True}},
             {"sensor": {"allow_plain": True}, "silence": {"sensor_after_s": 660, "cloud_after_s": 60}},
             {"sensor": {"bind_key": KEY}, "commands": {"secret": "ab" * 16}, "night": {"utc_offset_min": 60}},
+            {"sources": [{"kind": "broadcast", "bind_key": KEY}, {"kind": "phone", "host": "192.168.1.23",
+                                                                   "secret": "Abc", "poll_s": 60}]},
+            {"sources": [{"kind": "nightscout", "name": "ns", "url": "https://ns.example.org/", "token": "t",
+                          "ca": "ca.pem"}, {"kind": "cgms", "address": "c4:7a:01:22:33:44"}]},
         )]
 
     @staticmethod
@@ -240,7 +254,8 @@ class Config:
         """Structure-aware: a seed's JSON tree with a leaf retyped, a key added, moved or removed."""
         tree = json.loads(rng.choice(seeds))
         values = (None, True, False, 0, -1, 1 << 40, 3.5, float("1e308"), "", "x" * 70, "ab" * 16,
-                  [], [1, "a"], {}, {"z": 1}, 55, 300, 660, "mmol", "cgms", "broadcast")
+                  [], [1, "a"], {}, {"z": 1}, 55, 300, 660, "mmol", "cgms", "broadcast", "phone",
+                  "nightscout", "http://10.0.0.2:1337", "192.168.1.2", 17580, [{"kind": "phone"}])
         for _ in range(rng.randint(1, 3)):
             node = tree
             while True:
@@ -250,6 +265,10 @@ class Config:
                 k = rng.choice(keys)
                 if type(node[k]) is dict and rng.random() < 0.6:
                     node = node[k]
+                    continue
+                if (type(node[k]) is list and node[k] and all(type(x) is dict for x in node[k])
+                        and rng.random() < 0.6):
+                    node = rng.choice(node[k])  # into one source of the sources list
                     continue
                 op = rng.randrange(4)
                 if op == 0:
@@ -365,8 +384,162 @@ class Queue:
         return "empty" if n == 0 else "records"
 
 
-TARGETS = {t.name: t for t in (OpenBroadcast, CgmsRecords, CgmsRacp, Commands, Config, Trace, Queue)}
-MAX_RANDOM = {"config": 120, "trace": 120, "commands": 200, "outage_queue": 1200}
+class LanEntries:
+    name = "lan_entries"
+    WALL = 1764540000000
+
+    @staticmethod
+    def seeds():
+        date = lan_entries.http_date(LanEntries.WALL).encode()
+        body = (b'[{"date":%d,"sgv":98,"delta":-2.5,"direction":"FortyFiveDown","noise":1,"units_hint":"mgdl"},'
+                b'{"date":%d,"sgv":104,"delta":0,"direction":"","noise":1}]'
+                % (LanEntries.WALL - 40000, LanEntries.WALL - 340000))
+        ns = (b'[{"_id":"x","type":"sgv","date":%d,"sgv":140.0,"dateString":"2026-01-01T00:00:00.000Z",'
+              b'"direction":"Flat","utcOffset":0}]' % (LanEntries.WALL - 5000))
+
+        def ans(b, status=b"200 OK", extra=b""):
+            return (b"HTTP/1.0 " + status + b"\r\nDate: " + date + b"\r\n" + extra
+                    + b"Content-Length: %d\r\n\r\n" % len(b) + b)
+        return [ans(body), ans(ns, extra=b"Last-Modified: " + date + b"\r\n"), ans(b"{}"), ans(b"Error"),
+                ans(b"Authentication failed", b"403 Forbidden"), b"HTTP/1.0 500 Internal Server Error\r\n",
+                ans(b'{"status":304}', b"304 Not Modified")]
+
+    def check(self, data):
+        out = None
+        for source in ("phone", "nightscout"):
+            for eof in (True, False):
+                a = lan_entries.parse(data, eof, source, None if eof else self.WALL)
+                if a.kind not in ("ok", "no_data", "not_modified", "auth_failed", "reject"):
+                    raise Violation("unknown answer kind %r" % a.kind)
+                if a.kind == "reject" and (not isinstance(a.reason, str) or "\n" in a.reason or not a.reason):
+                    raise Violation("unclean refusal %r" % (a.reason,))
+                last = None
+                for e in a.entries:
+                    date, mgdl, trend, age = e
+                    if not (20 <= mgdl <= 600 and 0 <= age <= 86400000 and (last is None or date >= last)):
+                        raise Violation("bad entry accepted %r" % (e,))
+                    if trend is not None and not isinstance(trend, float):
+                        raise Violation("bad trend %r" % (trend,))
+                    last = date
+                if a.kind == "ok" and not a.entries:
+                    raise Violation("ok without entries")
+                out = out if out == "ok" else a.kind
+        return out
+
+
+def _g6_vectors(prefix):
+    return [bytes.fromhex(v["hex"]) for v in _vectors("dexcom_g6.json") if v["message"].startswith(prefix)]
+
+
+def _g6_frame(body):
+    c = g6.crc16(body)
+    return bytes(body) + bytes((c & 0xFF, c >> 8))
+
+
+class G6Replies:
+    name = "g6_replies"
+    _PARSERS = (g6.parse_auth_challenge, g6.parse_auth_status, g6.parse_time, g6.parse_glucose,
+                g6.parse_battery, g6.parse_backfill_rx)
+
+    def __init__(self):
+        self.n = 0
+
+    @staticmethod
+    def seeds():
+        out = []
+        for p in ("GlucoseRx(0x31)", "TransmitterTimeRx", "BatteryStatusRx", "BackfillRx", "AuthStatusRx",
+                  "InvalidRx"):
+            out += _g6_vectors(p)
+        out.append(b"\x03" + bytes(range(16)))                       # a challenge
+        for state in (2, 6, 7, 0x0E, 0x18):                          # 4F in every kind of state
+            out.append(_g6_frame(bytes((0x4F, 0, 1, 0, 0, 0, 0x10, 0, 0, 0, 90, 0, state, 0xFE, 90, 0))))
+        out.append(_g6_frame(bytes((0x23, 0, 0x3C, 1, 0x2F, 1, 0x1F, 0x24))))   # firefly battery
+        return out
+
+    def check(self, data):
+        self.n += 1
+        if g6.parse_invalid(data) is not None:
+            return "invalid"
+        if g6.is_interlude(data):
+            return "interlude"
+        outcome = None
+        for parse in self._PARSERS:
+            try:
+                got = parse(data)
+            except g6.G6Error as e:
+                if e.reason not in ("malformed", "crc"):
+                    raise Violation("unclean G6 reason %r from %s" % (e.reason, parse.__name__))
+                outcome = outcome or e.reason
+                continue
+            if parse is g6.parse_glucose:
+                allow = bool(self.n & 1)
+                why = got.usable(allow)
+                if why is None:
+                    if got.display_only or not 14 <= got.mgdl <= 4095:
+                        raise Violation("glucose %r (display-only %r) let through" % (got.mgdl, got.display_only))
+                    if got.state not in (6, 7) and not (allow and got.state == 0x0E):
+                        raise Violation("state %02x let through" % got.state)
+                    if got.trend_mgdl_min() is not None and not -12.8 <= got.trend_mgdl_min() <= 12.6:
+                        raise Violation("trend %r" % got.trend_mgdl_min())
+                    return "glucose"
+                return "withheld"
+            return parse.__name__[6:]
+        return outcome
+
+
+class G6Backfill:
+    """Input: a length-prefixed list whose first item is the 51 reply and the rest backfill frames."""
+    name = "g6_backfill"
+    REASONS = ("crc", "malformed", "sequence", "not_glucose", "too_long")
+
+    @staticmethod
+    def pack(items):
+        return b"".join(bytes((len(i),)) + i for i in items)
+
+    @staticmethod
+    def seeds():
+        vs = _vectors("dexcom_g6.json")
+        rx = {v["source"]: bytes.fromhex(v["hex"]) for v in vs if v["message"].startswith("BackfillRx")}
+        out = []
+        for v in vs:
+            if v["message"].startswith("BackfillFrames(char") and v["source"] in rx and len(v["hex"]) < 2000:
+                out.append(G6Backfill.pack([rx[v["source"]]] + [bytes.fromhex(h) for h in v["hex"].split()]))
+        return out
+
+    def check(self, data):
+        items, i = [], 0
+        while i < len(data):
+            n = data[i]
+            items.append(data[i + 1:i + 1 + n])
+            i += 1 + n
+        if not items:
+            return "empty"
+        try:
+            rx = g6.parse_backfill_rx(items[0])
+        except g6.G6Error as e:
+            return "rx_" + e.reason
+        bf = g6.Backfill()
+        for fr in items[1:]:
+            bf.add(fr)
+        try:
+            recs = bf.finish(rx)
+        except g6.G6Error as e:
+            if e.reason not in self.REASONS:
+                raise Violation("unclean backfill reason %r" % (e.reason,))
+            return e.reason
+        if len(bf.payload) > 2048:
+            raise Violation("kept %d bytes of payload" % len(bf.payload))
+        if recs:
+            ts = [r.timestamp for r in recs]
+            if ts[0] != rx[3] or ts[-1] != rx[4] or ts != sorted(set(ts)):
+                raise Violation("records %r do not span %d..%d in order" % (ts, rx[3], rx[4]))
+        return "records" if recs else "no_records"
+
+
+TARGETS = {t.name: t for t in (OpenBroadcast, CgmsRecords, CgmsRacp, Commands, Config, Trace, Queue, G6Replies,
+                               G6Backfill, LanEntries)}
+MAX_RANDOM = {"config": 120, "trace": 120, "commands": 200, "outage_queue": 1200, "g6_backfill": 120,
+              "lan_entries": 600}
 
 
 def run_target(name, n, seed):

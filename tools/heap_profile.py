@@ -36,21 +36,24 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, ROOT)
 
 import soak  # noqa: E402
 
-HOST_ONLY = ("firmware.hal.host", "bluetooth")
+from deploy import HOST_ONLY as _HOST_FILES  # noqa: E402  (the modules that never go to a board)
+
+# ... and the virtual hardware the host board runs on (tools/virtual_hw: bluetooth is the BLE controller)
+HOST_ONLY = tuple(p[:-3].replace("/", ".") for p in _HOST_FILES) + ("bluetooth",)
 # What a host gateway with a broadcast sensor loads by its first reading: the board, the app, the config
 # loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage
 # queue, umqtt (imported by the uplink thread) and the BLE stack the radio task opens (board.ble: the
 # low-level bluetooth module, a virtual controller here and NimBLE in a board's firmware, then aioble).
 ENTRY = ("firmware.hal.host", "firmware.shell.app", "firmware.shell.config_store",
-         "firmware.sensor.open_broadcast", "firmware.sensor.counter_store", "firmware.shell.outage_queue",
+         "firmware.sensor.open_broadcast", "firmware.shell.counter_store", "firmware.shell.outage_queue",
          "umqtt.simple", "bluetooth", "aioble", "aioble.security")
 # Where the libraries are (tools/install_deps.py), then the unix port's frozen asyncio.
 MPPATH = os.path.join(ROOT, ".deps", "lib") + ":.frozen"
-BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-             "firmware.core.alarm_schema", "firmware.core.checks")
+from firmware.shell.config_store import BOOT_ONLY  # noqa: E402  (the modules the app drops after boot)
 # Loaded by the uplink thread on the first spill to flash (or at boot when the file holds records): a
 # night with the cloud up never has it. Still imported here, so its cost is shown.
 OUTAGE_ONLY = ("firmware.shell.outage_queue",)

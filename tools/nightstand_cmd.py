@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from firmware.core import commands  # noqa: E402
+from firmware.core import commands, commands_schema  # noqa: E402
 
 SECRET_ENV = "NIGHTSTAND_CMD_SECRET"
 PASSWORD_ENV = "NIGHTSTAND_MQTT_PASSWORD"
@@ -39,6 +39,8 @@ def read_secret(path, environ):
                 text = f.read().strip()
         except OSError as e:
             raise UsageError("cannot read --secret-file %s: %s" % (path, e.strerror))
+        except UnicodeDecodeError:
+            raise UsageError("--secret-file %s is not a text file" % path)
         if text.startswith("{"):
             try:
                 text = json.loads(text)["commands"]["secret"]
@@ -49,7 +51,7 @@ def read_secret(path, environ):
         text, where = environ[SECRET_ENV].strip(), SECRET_ENV
     else:
         raise UsageError("no secret: give --secret-file or set %s" % SECRET_ENV)
-    why = commands.COMMANDS_SCHEMA_EXTRA["commands"]["secret"][1](text)
+    why = commands_schema.SCHEMA["commands"]["secret"][1](text)
     if why or not text:
         raise UsageError("the secret in %s %s" % (where, why or "is empty"))
     return commands.secret_from_hex(text)
@@ -73,9 +75,19 @@ def build(args, environ, now=None):
         cmd_args["level"] = args.level
     n = args.counter if args.counter is not None else int(now * 1000)
     ts = args.ts if args.ts is not None else int(now)
+    if not 1 <= n < 2 ** 53:
+        raise UsageError("--counter must be a whole number from 1 to 2^53-1")
+    if not 0 <= ts < 2 ** 53:
+        raise UsageError("--ts must be epoch seconds, 0 or more")
+    if not args.prefix.strip("/") or any(c in args.prefix for c in "#+\0"):
+        raise UsageError("--prefix must be a topic prefix without wildcards, e.g. nightstand/bedroom")
     payload = commands.sign(secret, args.name, n, ts, cmd_args)
     # Check it the way the gateway will, so a bad argument is refused here and not silently there.
-    _, why = commands.CommandVerifier(secret).verify(args.name, payload, None)
+    # (Judged at the command's own ts: a deliberately old or future --ts is the gateway's to refuse.)
+    _, why = commands.CommandVerifier(secret).verify(args.name, payload, ts)
+    if why == "ahead":
+        raise UsageError("the gateway would refuse this command (ahead): --counter must not be above "
+                         "the command's time in epoch ms plus max_age_s")
     if why:
         raise UsageError("the gateway would refuse this command (%s): snooze takes --minutes "
                          "5..120, ack takes --level <alarm level>, selftest takes neither" % why)

@@ -4,13 +4,14 @@
     python tools/sim.py --trace FILE [--speed N] [--events FILE] [--broker HOST:PORT] [--config FILE]
                         [--sensor broadcast|cgms] [--noise N] [--adverts FILE]
 
-See README.md ("Simulator") for every flag, the trace format and the event log.
+See docs/simulator.md for every flag, the trace format and the event log.
 Exits 0 when the scenario has been played; non-zero with a one-line reason on a bad trace, config or
 broker, or when the firmware dies.
 """
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -25,31 +26,47 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 # CPython has no MicroPython cryptolib: the simulated CGM encrypts through the same AES-ECB shim the
 # tests use, so the firmware's own CCM code builds the frames.
-sys.path.insert(0, os.path.join(ROOT, "host_tests", "shims"))
+sys.path.insert(0, os.path.join(ROOT, "tools", "shims"))
 
 from firmware.core import config as config_mod  # noqa: E402  (the firmware's own validator)
 from simlib import brokers, status as status_mod, trace as trace_mod  # noqa: E402
 from simlib.proxy import BrokerProxy  # noqa: E402
 
-# Fault events beyond CONTRACTS section 1 (README "Fault matrix"): a half-open broker path, DNS failing,
-# flash full. tools/simlib/trace.py validates event names against this tuple.
+# Fault events beyond the trace format of docs/simulator.md (docs/testing.md, fault matrix): a half-open
+# broker path, DNS failing, flash full. tools/simlib/trace.py validates event names against this tuple.
 trace_mod.EVENTS = trace_mod.EVENTS + ("broker_halfopen", "dns_down", "dns_up", "flash_full", "flash_ok")
 
 DEFAULT_TRACE = os.path.join(ROOT, "tools", "scenarios", "night.csv")
 # Demo bind key for the simulated CGM when no config is given (the shared test-vector key).
 DEMO_BIND_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"
 CGM_ADDR = "c4:7a:01:22:33:44"
-# Host-only fault injection (trace events beyond CONTRACTS section 1): the host board raises once inside
+# Host-only fault injection (trace events beyond the usual ones, docs/simulator.md): the host board raises once inside
 # the named task at its next check-in with the supervisor, e.g. crash_radio inside the next BLE scan;
 # hang_radio wedges the virtual BLE stack for good (no scan result, no end of the scan window).
 INJECT_EVENTS = ("crash_radio", "crash_tick", "crash_player", "hang_radio")
 # Advertising PDU types as the controller reports them (tools/virtual_hw/bluetooth.py).
 ADV_TYPES = {"ind": 0, "scan": 2, "nonconn": 3}
 trace_mod.EVENTS = trace_mod.EVENTS + INJECT_EVENTS
+# Network sources (docs/sources.md): --source phone / --source nightscout serve the trace on loopback;
+# these events act on them (sensor_off/sensor_on act on the over-the-air sensor only).
+LAN_EVENTS = tuple("%s_%s" % (who, what) for who in ("phone", "ns") for what in ("down", "hang", "stale", "up"))
+trace_mod.EVENTS = trace_mod.EVENTS + LAN_EVENTS
+
+
+# --speed: from a tenth of real time to 10 000x (a week in a minute); beyond, the host is the bottleneck
+# and the timings mean nothing. The scenario may take at most a day of real time at the speed chosen.
+MIN_SPEED = 0.1
+MAX_SPEED = 10000.0
+MAX_REAL_S = 24 * 3600
+EXIT_LOST = 3  # the scenario ran, but readings the gateway accepted never reached the broker
 
 
 class SimError(Exception):
     """A one-line reason to stop with a non-zero exit."""
+
+
+class LostReadings(SimError):
+    """The scenario ran, and readings were lost on the way to the broker: exit EXIT_LOST."""
 
 
 def fail(msg, code=2):
@@ -68,6 +85,12 @@ def parse_args(argv):
     p.add_argument("--secrets", help="secrets JSON merged over the config")
     p.add_argument("--sensor", choices=("broadcast", "cgms"), default=None,
                    help="what the simulated CGM speaks (default: broadcast)")
+    p.add_argument("--source", action="append", choices=("phone", "nightscout"), default=[],
+                   help="also serve the trace as this network source on loopback (repeatable; with --sensor "
+                   "the box hears both; without it, only the network)")
+    p.add_argument("--phone-secret", default="",
+                   help="the secret the simulated phone/Nightscout asks for (the box gets it too, unless "
+                   "--secrets gives it another: {\"sources\": [{\"name\": \"phone\", \"secret\": ...}]})")
     p.add_argument("--noise", type=int, default=0, help="N background advertisers with rotating addresses")
     p.add_argument("--adverts", help="replay captured advertisements (JSON lines) instead of synthesising; "
                    "lines with the same minute are heard together, as one burst")
@@ -97,12 +120,15 @@ def parse_args(argv):
 
 def _read_json(path, what):
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, encoding="utf-8-sig") as f:
+            out = json.load(f)
     except OSError as e:
         raise SimError("%s %s: %s" % (what, path, e.strerror))
-    except ValueError as e:
+    except ValueError as e:  # UnicodeDecodeError too
         raise SimError("%s %s: not valid JSON (%s)" % (what, path, e))
+    if not isinstance(out, dict):
+        raise SimError("%s %s: must be a JSON object {...}, not %s" % (what, path, type(out).__name__))
+    return out
 
 
 def _deep_merge(a, b):
@@ -124,11 +150,42 @@ def load_config(args):
     if args.sensor:
         layer = _deep_merge(layer, {"sensor": {"kind": args.sensor}})
     layer = _deep_merge(base, layer)
+    if args.source:
+        layer = _with_sources(args, layer)
     try:
         cfg = config_mod.build(layer, secrets)
     except config_mod.ConfigError as e:
         raise SimError(str(e))
     return layer, secrets, cfg
+
+
+# Real seconds the firmware waits for each network step in a simulation: a simulated minute, so a hung
+# phone is named within a poll or two, but never below 0.1 s, which a loopback answer on a loaded
+# machine still comes well inside.
+def sim_source_timeout_s(speed):
+    return round(max(0.1, 60.0 / speed), 3)
+
+
+def _with_sources(args, layer):
+    """The config layer as a `sources` list: the radio sensor (with --sensor) and each --source, whose
+    ports are filled in once the loopback servers listen."""
+    from firmware.core.sources_schema import KINDS
+    layer = dict(layer)
+    sensor = layer.pop("sensor")
+    srcs = []
+    if args.sensor:
+        srcs.append(dict((k, v) for k, v in sensor.items() if k == "kind" or k in KINDS[args.sensor]))
+    for kind in args.source:
+        if kind == "phone":
+            src = {"kind": "phone", "host": "127.0.0.1", "port": 17580}
+        else:
+            src = {"kind": "nightscout", "url": "http://127.0.0.1:1337"}
+        src["timeout_s"] = sim_source_timeout_s(args.speed)
+        if args.phone_secret:
+            src["secret"] = args.phone_secret
+        srcs.append(src)
+    layer["sources"] = layer.get("sources", []) + srcs
+    return layer
 
 
 def load_adverts(path):
@@ -179,11 +236,24 @@ class Subscriber:
         self.availability = []  # (monotonic, value)
         self.state = None
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="nightstand-sim-follower")
+        # A persistent session and a quick reconnect: after a broker restart the summary counted 25 readings
+        # at the broker when 31 of 31 had arrived (the follower was still in paho's reconnect backoff).
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, clean_session=False,
+                                  client_id="nightstand-sim-follower-%d-%d" % (os.getpid(), id(self) & 0xFFFF))
+        self.client.reconnect_delay_set(0.05, 0.5)
+        if os.environ.get("NIGHTSTAND_SIM_MQTT_USER"):  # a broker with an access list (tools/mosquitto/)
+            self.client.username_pw_set(os.environ["NIGHTSTAND_SIM_MQTT_USER"],
+                                        os.environ.get("NIGHTSTAND_SIM_MQTT_PASSWORD"))
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(prefix + "/#", qos=1)
+        self.watching = False   # connected at least once: only then can it say what reached the broker
+        self.client.on_connect = self._on_connect
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
+
+    def _on_connect(self, c, u, f, rc, p=None):
+        if not rc.is_failure:
+            self.watching = True
+            c.subscribe(self.prefix + "/#", qos=1)
 
     def _on_message(self, client, userdata, msg):
         suffix = msg.topic[len(self.prefix) + 1:]
@@ -203,8 +273,8 @@ class Subscriber:
             return [r.get("seq") for r in self.readings]
 
     def stop(self):
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 class Sim:
@@ -217,6 +287,7 @@ class Sim:
         self.status = status_mod.Status() if not args.quiet else None
         self.events_out = None
         self.sent = []            # seqs the simulated CGM broadcast (and the gateway could hear)
+        self.accepted = []        # seqs the gateway accepted (its `reading` events, live ones)
         self.sensor_on = True
         self.wifi_up = True
         self.broker_mode = "up"
@@ -228,7 +299,12 @@ class Sim:
         self.prev = None          # (minute, mgdl) of the last synthesised reading
         self.on_air = None        # the broadcast CGM's newest advert (it repeats it until the next)
         self.peer = None          # --sensor cgms: the simulated CGMS peripheral (simlib/cgms_peer.py)
-        if cfg["sensor"]["kind"] == "cgms":
+        self.radio = cfg["sensor"] is not None  # False: only network sources (--source without --sensor)
+        self.lan = {}             # source name -> simlib.lan_server.LanServer
+        self.lan_modes = {}       # what the trace last said for each ("phone", "ns")
+        self.played = 0           # trace readings played (every source has each one)
+        self.wall0 = None
+        if self.radio and cfg["sensor"]["kind"] == "cgms":
             from simlib.cgms_peer import CgmsPeer
             s = cfg["sensor"]
             self.peer = CgmsPeer(self.to_fw, s["address"].lower(), s["passkey"],
@@ -270,10 +346,15 @@ class Sim:
             self.wifi_up = ev == "wifi_up"
             self.to_fw({"wifi": self.wifi_up})
             await self.proxy.set_mode(self.broker_mode if self.wifi_up else "down")
+            await self.apply_lan()  # without Wi-Fi the box cannot reach the phone either
         elif ev in ("button", "button_long"):
             self.to_fw({"button": "long" if ev == "button_long" else "short"})
         elif ev in INJECT_EVENTS:
             self.to_fw({"inject": ev})
+        elif ev in LAN_EVENTS:
+            who, mode = ev.split("_")
+            self.lan_modes[who] = mode
+            await self.apply_lan()
         elif ev in ("sensor_off", "sensor_on"):
             self.sensor_on = ev == "sensor_on"
             if self.peer is not None:
@@ -282,11 +363,25 @@ class Sim:
                 # out of range: no more adverts; back: its newest frame is heard again (a repeat)
                 self.to_fw({"air": dict(self.on_air, adv=self.on_air["adv"] if self.sensor_on else None)})
 
+    async def apply_lan(self):
+        for server in self.lan.values():
+            mode = self.lan_modes.get("phone" if server.kind == "phone" else "ns", "up")
+            await server.set_mode(mode if self.wifi_up else "down")
+
+    def wall_now(self):
+        return self.wall0 + int(self.sim_s() * 1000)
+
     async def play(self):
         for row in self.rows:
             await self.at_sim(row.minute * 60)
             if row.event:
                 await self.apply_event(row.event)
+            if row.mgdl is not None:
+                self.played += 1
+                for server in self.lan.values():
+                    server.add(self.wall0 + int(row.minute * 60000), row.mgdl)
+            if not self.radio:
+                continue
             if row.mgdl is not None and self.peer is not None:
                 self.sent.append(self.peer.measure(row.minute, row.mgdl))  # stored also out of range
             elif row.mgdl is not None and not self.adverts:
@@ -367,6 +462,8 @@ class Sim:
             except ValueError:
                 sys.stderr.write("firmware: " + line.decode(errors="replace"))
                 continue
+            if ev.get("event") == "reading" and not ev.get("backfilled") and ev.get("seq") is not None:
+                self.accepted.append(ev["seq"])
             self.events_out.write(json.dumps(ev) + "\n")
             self.events_out.flush()
             if self.status:
@@ -384,6 +481,12 @@ class Sim:
         mqtt["host"], mqtt["port"] = "127.0.0.1", self.proxy.port
         # Real-time socket timeout: short on loopback so a hung broker is noticed while the scenario runs.
         mqtt.setdefault("timeout_s", 1)
+        for src in layer.get("sources", []):  # the loopback servers' ports, known only now
+            server = self.lan.get(src.get("name", src.get("kind")))
+            if server is not None and src.get("kind") == "phone":
+                src["port"] = server.port
+            elif server is not None:
+                src["url"] = "http://127.0.0.1:%d" % server.port
         cfg_path = os.path.join(workdir, "config.json")
         sec_path = os.path.join(workdir, "secrets.json")
         with open(cfg_path, "w") as f:
@@ -396,13 +499,24 @@ class Sim:
             json.dump(self.secrets, f)
         return cfg_path, sec_path
 
+    def newest_published(self):
+        """With network sources: the trace's last reading reached the broker (a phone answers only its
+        newest 3, so readings from a long outage may never come; the newest always does)."""
+        last = [r.minute for r in self.rows if r.mgdl is not None]
+        if not last:
+            return True
+        want = self.wall0 + int(last[-1] * 60000) - 150000  # the merge's ±150 s
+        with self.sub.lock:
+            return any((r.get("date") or 0) >= want for r in self.sub.readings)
+
     async def wait_drained(self):
         """Until every reading the CGM sent reached the broker, or --drain-s real seconds."""
         deadline = time.monotonic() + self.args.drain_s
         while time.monotonic() < deadline:
             if self.fw.returncode is not None:
                 return
-            if set(self.sent) <= set(self.sub.seqs()):
+            if (set(self.sent) <= set(self.sub.seqs()) and set(self.accepted) <= set(self.sub.seqs())
+                    and (not self.lan or self.newest_published())):
                 return
             if self.broker_mode != "up" or not self.wifi_up:
                 return  # the scenario ends with the cloud away: nothing can drain
@@ -412,6 +526,12 @@ class Sim:
         args = self.args
         self.proxy = BrokerProxy(broker_host, broker_port)
         await self.proxy.start(self.args.proxy_port)
+        self.wall0 = int(time.time() * 1000)
+        for src in self.cfg["sources"]:
+            if src["kind"] in ("phone", "nightscout"):
+                from simlib.lan_server import LanServer
+                self.lan[src["name"]] = LanServer(src["kind"], self.wall_now, args.phone_secret)
+                await self.lan[src["name"]].start()
         link = await asyncio.start_server(self.on_link, "127.0.0.1", 0)
         link_port = link.sockets[0].getsockname()[1]
         workdir = tempfile.mkdtemp(prefix="nightstand-sim-")
@@ -419,6 +539,9 @@ class Sim:
         cfg_path, sec_path = self.write_fw_config(workdir)
         prefix = self.cfg["mqtt"]["prefix"] + "/" + self.cfg["gateway_id"]
         self.sub = Subscriber(broker_host, broker_port, prefix)
+        if args.events and os.path.dirname(args.events):
+            # `make sim` writes build/sim-events.jsonl: a fresh clone has no build/ yet.
+            os.makedirs(os.path.dirname(args.events), exist_ok=True)
         self.events_out = open(args.events, "w") if args.events else sys.stdout
         env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
                    NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,
@@ -439,10 +562,11 @@ class Sim:
             if self.fw.returncode is not None:
                 raise SimError("firmware exited at start")
             self.t0 = time.monotonic()
+            self.wall0 = int(time.time() * 1000)
             # real0_ns: the instant of scenario time 0 on the shared system clock, so the firmware's
             # `t` and the trace's minutes agree however late this message reaches it (a loaded machine
             # delays it by milliseconds, which is seconds of simulated time at a high --speed).
-            self.to_fw({"start": {"speed": self.speed, "wall_ms": int(time.time() * 1000),
+            self.to_fw({"start": {"speed": self.speed, "wall_ms": self.wall0,
                                   "ticks0": args.ticks_start, "real0_ns": time.time_ns()}})
             tasks.append(asyncio.create_task(self.redraw()))
             if self.peer is not None:
@@ -460,6 +584,9 @@ class Sim:
                 raise SimError("firmware exited with code %s during the scenario (see %s)"
                                % (self.fw.returncode, fw_log.name))
             await self.wait_drained()
+            if self.fw.returncode is not None:
+                raise SimError("firmware exited with code %s at the end of the scenario (see %s)"
+                               % (self.fw.returncode, fw_log.name))
             played_s = self.sim_s()
         finally:
             self.to_fw({"quit": True})
@@ -475,31 +602,52 @@ class Sim:
             if self.status:
                 self.status.finish_line()
             await self.proxy.close()
+            for server in self.lan.values():
+                await server.close()
             link.close()
             self.sub.stop()
             if self.events_out is not sys.stdout:
                 self.events_out.close()
             fw_log.close()
+        shutil.rmtree(workdir, ignore_errors=True)  # kept only when a failure above names its firmware.log
         seqs = self.sub.seqs()
         unique = sorted(set(s for s in seqs if s is not None))
         in_order = [s for i, s in enumerate(seqs) if i == 0 or s != seqs[i - 1]] == unique
         if self.status:
             sys.stderr.write(self.status.summary(len(self.sent), len(set(self.sent) & set(unique)), in_order,
                                                  played_s, time.monotonic() - real0) + "\n")
+        lost = sorted(set(self.accepted) - set(unique))
+        if not self.sub.watching:
+            # e.g. --broker names a TLS listener: this follower speaks plain MQTT and saw nothing
+            sys.stderr.write("sim: note: the simulator's follower could not log in to the broker, so it "
+                             "cannot tell which readings arrived\n")
+        elif lost and self.broker_mode == "up" and self.wifi_up:
+            raise LostReadings("%d of %d readings the gateway accepted never reached the broker (seq %s)"
+                               % (len(lost), len(set(self.accepted)), ",".join(str(x) for x in lost[:10])))
         return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.speed <= 0:
-        fail("--speed must be > 0")
+    if not (math.isfinite(args.speed) and MIN_SPEED <= args.speed <= MAX_SPEED):
+        fail("--speed must be a number from %g to %g (got %s)" % (MIN_SPEED, MAX_SPEED, args.speed))
     if args.noise < 0:
         fail("--noise must be >= 0")
+    if not (math.isfinite(args.drain_s) and 0 <= args.drain_s <= 3600):
+        fail("--drain-s must be 0..3600 real seconds")
+    if not (math.isfinite(args.tail_s) and 0 <= args.tail_s <= trace_mod.MAX_MINUTE * 60):
+        fail("--tail-s must be 0..%d simulated seconds" % (trace_mod.MAX_MINUTE * 60))
+    if args.fw_config and args.fw_config != "-" and not os.path.isfile(args.fw_config):
+        fail("--fw-config %s: no such file" % args.fw_config)
     broker = None
     try:
         rows = trace_mod.load(args.trace)
+        real_s = (rows[-1].minute * 60 + args.tail_s) / args.speed
+        if real_s > MAX_REAL_S:
+            raise SimError("the scenario would take %.0f h of real time at --speed %g (limit %d h): "
+                           "raise --speed or shorten the trace" % (real_s / 3600, args.speed, MAX_REAL_S // 3600))
         cfg_layer, secrets, cfg = load_config(args)
-        if cfg["sensor"]["kind"] == "cgms" and args.adverts:
+        if cfg["sensor"] and cfg["sensor"]["kind"] == "cgms" and args.adverts:
             raise SimError("--adverts replays broadcast advertisements: use it without --sensor cgms")
         adverts = load_adverts(args.adverts) if args.adverts else []
         if args.broker:
@@ -509,8 +657,12 @@ def main(argv=None):
             host, port = broker.host, broker.port
         sim = Sim(args, rows, cfg_layer, secrets, cfg, adverts)
         return asyncio.run(sim.run(host, port))
+    except LostReadings as e:
+        fail(str(e), EXIT_LOST)
     except (trace_mod.TraceError, SimError, RuntimeError) as e:
         fail(str(e))
+    except OSError as e:  # --events in a folder that is not there, a --data that is a file, ...
+        fail("%s: %s" % (e.filename or "I/O", e.strerror or e))
     except KeyboardInterrupt:
         fail("interrupted", 130)
     finally:

@@ -12,7 +12,8 @@ live data without garbage in it. Heap sizes are MicroPython's -X heapsize: "64wK
 board (the unix port here is 64-bit and doubles it, so objects keep their 32-bit proportions).
 The firmware runs from an .mpy tree as deployed on a board (sources would be compiled in the heap).
 --noise N asks for N neighbours advertising every 10 s, but the simulator caps them at 2000 adverts per
-real second, so at a high --speed the per-simulated-second rate is lower (the report says how many). --bisect then looks for the smallest heap (in K words) that still holds,
+real second, so at a high --speed the per-simulated-second rate is lower (the report says how many).
+--bisect then looks for the smallest heap (in K words) that still holds,
 with runs of --bisect-days (default 1) and one final run of --days at the size found.
 Exit 1 when the soak does not hold.
 """

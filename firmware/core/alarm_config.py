@@ -10,7 +10,7 @@ _GLUCOSE_KEYS = ("urgent_low", "low", "high", "urgent_high", "dead_band")
 # fast_rate is a glucose change per minute: it converts too.
 _RATE_KEYS = ("fast_rate",)
 
-# mg/dL ranges a threshold may take (the same bounds config.SCHEMA uses for mg/dL).
+# mg/dL ranges a threshold may take (the same bounds alarm_schema.py checks for mg/dL).
 _RANGES = {
     "urgent_low": (40, 80),
     "low": (50, 150),
@@ -60,7 +60,7 @@ DEFAULTS = {
         "escalate_s": 300,
         # The last alarm of a side ends only after the recovery held this long (0 = at the first
         # reading past the dead-band). 15: on simulated patients, 10 still let 2 of 22 hypo episodes
-        # raise twice, 15 one (a sensor reading 90 for 25 min while true BG stayed 60); see README.
+        # raise twice, 15 one (a sensor reading 90 for 25 min while true BG stayed 60); docs/alarms.md.
         "rearm_min": 15,
     },
     "night": {
@@ -68,6 +68,8 @@ DEFAULTS = {
         "start": "21:00",
         "end": "07:00",
         "led_percent": 10,
+        # Night mode needs local time: the board's NTP clock is UTC, so the family gives their offset.
+        "utc_offset_min": 0,
     },
 }
 

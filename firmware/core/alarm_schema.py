@@ -57,16 +57,18 @@ _CHECKERS = {
         "start": _hhmm,
         "end": _hhmm,
         "led_percent": _int(1, 100),
+        "utc_offset_min": _int(-720, 840),
     },
 }
 
-# Leaves in config.SCHEMA's (default, checker) format; a key with a default and no checker (or the other
-# way round) fails here, at the first config load, and in the tests.
-ALARM_SCHEMA_EXTRA = {}
+# The alarms and night sections of the config, in the schema idiom of checks.py ((default, checker)
+# leaves); config.py puts them in its SCHEMA. A key with a default and no checker (or the other way
+# round) fails here, at the first config load, and in the tests.
+SCHEMA = {}
 for _section in DEFAULTS:
-    ALARM_SCHEMA_EXTRA[_section] = {}
+    SCHEMA[_section] = {}
     for _k in DEFAULTS[_section]:
-        ALARM_SCHEMA_EXTRA[_section][_k] = (DEFAULTS[_section][_k], _CHECKERS[_section][_k])
+        SCHEMA[_section][_k] = (DEFAULTS[_section][_k], _CHECKERS[_section][_k])
     if len(_CHECKERS[_section]) != len(DEFAULTS[_section]):
         raise KeyError("%s: checkers and defaults name different keys" % _section)
 

@@ -1,7 +1,7 @@
 # Glucose alarm engine (pure): levels with hysteresis and persistence, urgent-low rules,
 # prediction, rate alarms, snooze/ack, escalation, stale-data handover and night softening.
-# Time comes in as ticks (now_ms) and is compared only through ticks.diff. The README part is
-# docs/readme/alarms.md; every rule there has a test in host_tests/portable/test_alarms*.py.
+# Time comes in as ticks (now_ms) and is compared only through ticks.diff. The rules in words are in
+# docs/alarms.md; every rule there has a test in host_tests/portable/test_alarms*.py.
 #
 # Model: each level is a latch. It sets when its raise condition holds on a fresh reading and
 # resets only past threshold +/- dead-band, so jitter inside the band cannot raise it twice. The
@@ -13,11 +13,7 @@ from firmware.core import ticks, predict, alarm_config
 from firmware.core.night import Night, soften
 from firmware.core.patterns import ALARM_PATTERNS
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MIN_MS = const(60000)
 _HIST_MS = const(1800000)  # 30 min: the 20-min fit window plus persistence across a missed reading
@@ -389,3 +385,7 @@ class AlarmEngine:
 
     def is_night(self):
         return self._is_night
+
+    def led_percent(self):
+        """The LED brightness night mode asks for now: the schedule's percent at night, 100 by day."""
+        return self.night.led_percent if self._is_night else 100

@@ -1,13 +1,10 @@
-# Board config (board_configs/*.json, copied to the board as /board.json): schema and validation.
-# Pure: takes parsed JSON, returns a complete dict with defaults, or raises config.ConfigError naming
-# the dotted key to fix ("led.pin", "button.pull"), the same error the gateway config uses.
-from firmware.core.config import ConfigError
+# Board config (board_configs/*.json, copied to the board as /board.json): schema and validation, in the
+# one config idiom of checks.py (the gateway config's too): a schema per part (led, buzzer, button), then
+# the rules that depend on the chip or span parts. Pure: takes parsed JSON, returns a complete dict with
+# defaults, or raises ConfigError naming the dotted key to fix ("led.pin", "button.pull").
+from micropython import const
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from firmware.core.checks import REQUIRED, ConfigError, apply, bool_, int_range, one_of, str_
 
 # A press shorter than this is contact bounce, not a person (tactile switches bounce for < 10 ms).
 DEBOUNCE_MS = const(30)
@@ -56,27 +53,59 @@ CHIPS = {
 }
 
 
-def _need(d, key, path):
-    if key not in d:
-        raise ConfigError(path + key, "missing")
-    return d[key]
-
-
-def _check_keys(d, allowed, path):
-    if type(d) is not dict:
-        raise ConfigError(path[:-1] if path else "(top)", "must be a JSON object")
-    for k in d:
-        if k not in allowed:
-            raise ConfigError(path + k, "unknown key")
-
-
-def _pin(v, key, chip, output):
+def _gpio(v):
     if type(v) is not int:
-        raise ConfigError(key, "must be a GPIO number")
-    if chip is None:
-        if v < 0:
-            raise ConfigError(key, "must be 0 or more")
-        return v
+        return "must be a GPIO number"
+    if v < 0:
+        return "must be 0 or more"
+
+
+def _text(v):
+    if type(v) is not str:
+        return "must be a string"
+
+
+_PARTS = ("led", "buzzer", "button")
+
+
+def _schemas():
+    """The schemas, built per call: board.build runs at boot only, so a running board keeps none."""
+    return {
+        "": {
+            "name": (REQUIRED, str_(40, False)),
+            "kind": (REQUIRED, one_of("esp32", "host")),
+            "chip": (None, one_of(*sorted(CHIPS))),           # esp32 when kind is esp32
+            "debounce_ms": (DEBOUNCE_MS, int_range(5, 200)),
+            "long_press_ms": (LONG_PRESS_MS, int_range(500, 10000)),
+            "safe_mode_window_ms": (None, int_range(0, 5000)),  # by the button's pin, see SAFE_WINDOW_*
+            "notes": ("", _text),
+        },
+        "led": {
+            "kind": (REQUIRED, one_of(*LED_KINDS)),
+            "pin": (REQUIRED, _gpio),
+            "active_low": (False, bool_),       # plain LED only: an RGB LED takes data, not a level
+            # plain LED only: drive it with PWM so dimmed phases of a pattern glow instead of looking lit
+            "dim": (True, bool_),
+            # pixels on the data line (all show the same colour); 64 is far more than a box needs
+            "count": (1, int_range(1, 64)),
+            # percent, applied to every colour: a full-power RGB LED lights a dark bedroom
+            "brightness": (100, int_range(1, 100)),
+        },
+        "buzzer": {
+            "kind": (REQUIRED, one_of(*BUZZER_KINDS)),
+            "pin": (REQUIRED, _gpio),
+            # Some active-buzzer modules are "low-level trigger"; a piezo on PWM has no polarity.
+            "active_low": (False, bool_),
+        },
+        "button": {
+            "pin": (REQUIRED, _gpio),
+            "pull": ("up", one_of(*PULLS)),
+            "active_low": (True, bool_),
+        },
+    }
+
+
+def _pin_on(chip, v, key, output):
     c = CHIPS[chip]
     if v not in c["valid"]:
         raise ConfigError(key, "GPIO%d does not exist on %s" % (v, chip))
@@ -84,120 +113,59 @@ def _pin(v, key, chip, output):
         raise ConfigError(key, "GPIO%d is wired to the flash on %s; using it hangs the chip" % (v, chip))
     if output and v in c["input_only"]:
         raise ConfigError(key, "GPIO%d is input-only on %s and cannot drive an output" % (v, chip))
-    return v
-
-
-def _bool(d, key, path, default):
-    v = d.get(key, default)
-    if type(v) is not bool:
-        raise ConfigError(path + key, "must be true or false")
-    return v
-
-
-def _int(d, key, path, default, lo, hi):
-    v = d.get(key, default)
-    if type(v) is not int or v < lo or v > hi:
-        raise ConfigError(path + key, "must be a whole number between %d and %d" % (lo, hi))
-    return v
-
-
-def _kind(d, key, path, choices):
-    v = _need(d, key, path)
-    if v not in choices:
-        raise ConfigError(path + key, "must be one of " + ", ".join(choices))
-    return v
-
-
-def _led(d, chip):
-    p = "led."
-    _check_keys(d, ("kind", "pin", "active_low", "count", "brightness", "dim"), p)
-    kind = _kind(d, "kind", p, LED_KINDS)
-    out = {"kind": kind, "pin": _pin(_need(d, "pin", p), p + "pin", chip, True)}
-    if kind == "plain":
-        out["active_low"] = _bool(d, "active_low", p, False)
-        # dim: drive the LED with PWM so dimmed phases of a pattern glow instead of looking lit.
-        out["dim"] = _bool(d, "dim", p, True)
-    elif d.get("active_low", False) is not False:
-        raise ConfigError(p + "active_low", "only for a plain LED (an RGB LED takes data, not a level)")
-    # count: pixels on the data line (all show the same colour); 64 is far more than a box needs.
-    out["count"] = _int(d, "count", p, 1, 1, 64)
-    # brightness in percent, applied to every colour: a full-power RGB LED lights a dark bedroom.
-    out["brightness"] = _int(d, "brightness", p, 100, 1, 100)
-    return out
-
-
-def _buzzer(d, chip):
-    p = "buzzer."
-    _check_keys(d, ("kind", "pin", "active_low"), p)
-    out = {"kind": _kind(d, "kind", p, BUZZER_KINDS),
-           "pin": _pin(_need(d, "pin", p), p + "pin", chip, True)}
-    # Some active-buzzer modules are "low-level trigger"; a piezo on PWM has no polarity.
-    out["active_low"] = _bool(d, "active_low", p, False)
-    if out["active_low"] and out["kind"] != "active":
-        raise ConfigError(p + "active_low", "only for an active buzzer")
-    return out
-
-
-def _button(d, chip):
-    p = "button."
-    _check_keys(d, ("pin", "pull", "active_low"), p)
-    pin = _pin(_need(d, "pin", p), p + "pin", chip, False)
-    pull = d.get("pull", "up")
-    if pull not in PULLS:
-        raise ConfigError(p + "pull", "must be one of " + ", ".join(PULLS))
-    if chip is not None and pull != "none" and pin in CHIPS[chip]["no_pull"]:
-        raise ConfigError(p + "pull", "GPIO%d on %s has no internal pull resistor: use \"none\" "
-                          "and an external resistor" % (pin, chip))
-    return {"pin": pin, "pull": pull, "active_low": _bool(d, "active_low", p, True)}
-
-
-TOP_KEYS = ("name", "kind", "chip", "led", "buzzer", "button", "long_press_ms", "debounce_ms",
-            "safe_mode_window_ms", "notes")
 
 
 def build(raw):
     """Validate a parsed board config; return it complete with defaults. Raises ConfigError."""
-    _check_keys(raw, TOP_KEYS, "")
-    name = _need(raw, "name", "")
-    if type(name) is not str or not name or len(name) > 40:
-        raise ConfigError("name", "must be a non-empty string of at most 40 characters")
-    kind = _kind(raw, "kind", "", ("esp32", "host"))
-    chip = None
+    schemas = _schemas()
+    if type(raw) is not dict:
+        raise ConfigError("(top)", "must be a JSON object")
+    top = {}
+    for k in raw:
+        if k not in _PARTS:
+            top[k] = raw[k]
+    out = apply(schemas[""], top)
+    kind = out["kind"]
     if kind == "esp32":
-        chip = raw.get("chip", "esp32")
-        if chip not in CHIPS:
-            raise ConfigError("chip", "must be one of " + ", ".join(sorted(CHIPS)))
+        if out["chip"] is None:
+            out["chip"] = "esp32"
     elif "chip" in raw:
         raise ConfigError("chip", "only for kind esp32")
-    out = {"name": name, "kind": kind, "chip": chip}
-    parts = (("led", _led), ("buzzer", _buzzer), ("button", _button))
-    for key, fn in parts:
+    chip = out["chip"]
+    for key in _PARTS:
         if key in raw:
-            out[key] = fn(raw[key], chip)
+            out[key] = apply(schemas[key], raw[key], key + ".")
         elif kind == "esp32":
             # A board without an LED or buzzer would be dark or quiet: that must only mean "no power".
             raise ConfigError(key, "missing")
         else:
             out[key] = None
+        if out[key] is not None and chip is not None:
+            _pin_on(chip, out[key]["pin"], key + ".pin", key != "button")
+    # Rules that span keys, each naming the key to fix.
+    led, buzzer, button = out["led"], out["buzzer"], out["button"]
+    if led is not None and led["kind"] != "plain":
+        if led["active_low"]:
+            raise ConfigError("led.active_low", "only for a plain LED (an RGB LED takes data, not a level)")
+        del led["active_low"], led["dim"]
+    if buzzer is not None and buzzer["active_low"] and buzzer["kind"] != "active":
+        raise ConfigError("buzzer.active_low", "only for an active buzzer")
+    if button is not None and chip is not None and button["pull"] != "none" \
+            and button["pin"] in CHIPS[chip]["no_pull"]:
+        raise ConfigError("button.pull", "GPIO%d on %s has no internal pull resistor: use \"none\" "
+                          "and an external resistor" % (button["pin"], chip))
     used = {}
-    for key, _ in parts:
+    for key in _PARTS:
         if out[key] is not None:
             pin = out[key]["pin"]
             if kind == "esp32" and pin in used:
                 raise ConfigError(key + ".pin", "GPIO%d is already used by %s" % (pin, used[pin]))
             used[pin] = key
-    out["debounce_ms"] = _int(raw, "debounce_ms", "", DEBOUNCE_MS, 5, 200)
-    out["long_press_ms"] = _int(raw, "long_press_ms", "", LONG_PRESS_MS, 500, 10000)
     if out["long_press_ms"] <= 2 * out["debounce_ms"]:
         raise ConfigError("long_press_ms", "must be well above debounce_ms")
-    window = SAFE_WINDOW_MS
-    if chip is not None and out["button"]["pin"] == CHIPS[chip]["strap"]:
-        window = SAFE_WINDOW_STRAP_MS
-    out["safe_mode_window_ms"] = _int(raw, "safe_mode_window_ms", "", window, 0, 5000)
-    notes = raw.get("notes", "")
-    if type(notes) is not str:
-        raise ConfigError("notes", "must be a string")
-    out["notes"] = notes
+    if out["safe_mode_window_ms"] is None:
+        strap = chip is not None and button["pin"] == CHIPS[chip]["strap"]
+        out["safe_mode_window_ms"] = SAFE_WINDOW_STRAP_MS if strap else SAFE_WINDOW_MS
     return out
 
 

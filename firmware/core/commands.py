@@ -3,9 +3,16 @@
 # Payload, JSON:  {"n": 1718000000123, "ts": 1718000000, "args": {"minutes": 30}, "mac": "<64 hex>"}
 #   n     counter, whole number, strictly increasing per gateway (the tool uses epoch ms, so a
 #         sender needs no state); the last accepted one is persisted by the shell and passed back
-#         in at boot, so a recorded command can never be played again, even after a reboot
+#         in at boot, so a recorded command can never be played again, even after a reboot.
+#         Refused as "ahead" when larger than the gateway's clock in epoch ms plus max_age_s: the
+#         tool's n is its clock in ms, and a sender whose clock is further ahead than max_age_s is
+#         refused as stale anyway; a counter beyond that (a phone with a wrong clock, n near 2^53)
+#         would, once accepted, lock out every honest sender until our clock caught up with it.
+#         Senders that count 1, 2, 3 are far below the bound.
 #   ts    sender's wall time, epoch seconds; refused as "stale" when it is further than
-#         max_age_s from the gateway's clock (checked only once the gateway knows wall time)
+#         max_age_s from the gateway's clock. Before the gateway knows wall time (NTP) every
+#         command is refused as "no_time": without a freshness check a recorded command could be
+#         played again after a reboot that lost the counter file's newer value (fail closed)
 #   args  optional, flat: snooze {"minutes": 5..120} (absent: the level's own snooze time),
 #         ack {"level": "<alarm level>"}, selftest {}; an authenticated value out of range is
 #         refused as "bad_args"
@@ -24,11 +31,7 @@ import json
 from firmware.core import hmac_sha256
 from firmware.core.patterns import ALARM_PATTERNS
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MAX_PAYLOAD = const(512)     # a real command is < 200 bytes; bigger is refused before parsing
 _MAX_COUNTER = 1 << 53  # JSON-safe integers (every language reads them); too big for const on ESP32
@@ -37,7 +40,8 @@ _DEFAULT_MAX_AGE_S = const(300)  # phone and gateway clocks agree within a few m
 _DOMAIN = "nightstand-cmd/1"  # binds the MAC to this use, so the secret's MACs mean nothing else
 
 NAMES = ("snooze", "ack", "selftest")
-REASONS = ("malformed", "unknown_command", "bad_auth", "replay", "stale", "disabled", "bad_args")
+REASONS = ("malformed", "unknown_command", "bad_auth", "replay", "stale", "disabled", "bad_args",
+           "no_time", "ahead", "no_counter")
 
 # Arguments each command may carry: name -> {arg: (type, value check -> True when good)}. A wrong
 # key or type is "malformed" before the MAC is checked; a well-formed, authenticated value out of
@@ -110,7 +114,9 @@ class CommandVerifier:
         self.max_age_s = max_age_s
 
     def verify(self, name, payload_bytes, now_epoch_s=None):
-        """(command dict, None) when accepted, else (None, reason). Never raises on input."""
+        """(command dict, None) when accepted, else (None, reason). Never raises on input.
+        now_epoch_s None (the gateway has no wall time yet): an authentic new command is refused
+        as "no_time"."""
         try:
             return self._verify(name, payload_bytes, now_epoch_s)
         except Exception:           # any surprise in hostile input is a refusal, never a crash
@@ -140,8 +146,12 @@ class CommandVerifier:
         # Only authenticated commands reach here, so only the secret's holder moves the counter.
         if n <= self.last_counter:
             return None, "replay"
-        if now is not None and (ts - now > self.max_age_s or now - ts > self.max_age_s):
+        if now is None:
+            return None, "no_time"
+        if ts - now > self.max_age_s or now - ts > self.max_age_s:
             return None, "stale"
+        if n > (now + self.max_age_s) * 1000:
+            return None, "ahead"      # refused whole: the counter stays where honest senders reach it
         if not _args_ok(name, args, True):
             return None, "bad_args"   # refused whole: the counter stays, nothing acts
         self.last_counter = n
@@ -165,8 +175,3 @@ def audit_record(name, accepted, reason, source):
         "reason": None if accepted else (reason if reason in REASONS else "malformed"),
         "source": _safe_text(source, 32),
     }
-
-
-# --- config keys: in firmware/core/commands_schema.py, so that loading the config does not load the
-# HMAC code on a gateway with remote commands disabled (heap) ---
-from firmware.core.commands_schema import COMMANDS_SCHEMA_EXTRA, SECRET_KEYS_EXTRA  # noqa: E402,F401

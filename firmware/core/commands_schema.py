@@ -1,10 +1,7 @@
-# Config keys of the remote commands (commands.secret, commands.max_age_s), in the
-# (default, checker) leaf format of firmware.core.config.SCHEMA.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+# The commands section of the config (commands.secret, commands.max_age_s), in the schema idiom of
+# checks.py; config.py puts it in its SCHEMA. Apart from commands.py, so that loading the config does not
+# load the HMAC code on a gateway with remote commands disabled (heap).
+from micropython import const
 
 _MIN_SECRET = const(16)       # 128 bits: shorter shared secrets are guessable offline
 _DEFAULT_MAX_AGE_S = const(300)  # phone and gateway clocks agree within a few minutes via NTP
@@ -27,10 +24,10 @@ def _max_age(v):
         return "must be a whole number of seconds between 30 and 3600"
 
 
-COMMANDS_SCHEMA_EXTRA = {
+SCHEMA = {
     "commands": {
         "secret": ("", _secret_hex),        # hex shared secret; "" = every command refused
         "max_age_s": (_DEFAULT_MAX_AGE_S, _max_age),
     },
 }
-SECRET_KEYS_EXTRA = ("commands.secret",)
+SECRET_KEYS = ("commands.secret",)

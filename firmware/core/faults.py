@@ -4,11 +4,7 @@
 # Gateway.set_fault(now, name, why), which only speaks on a change.
 from firmware.core import ticks
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 # Low heap: MicroPython on an ESP32 without PSRAM has ~110 KB of heap. Below 8 KB free after a
 # collection, the next MQTT packet, JSON encode or TLS record (up to ~5 KB) may fail with MemoryError;

@@ -1,12 +1,13 @@
 # The gateway core (pure): readings, button presses and link news in; effects out.
 # Effects are tuples the shell carries out, in order:
-#   ("event", dict)                                 one event-log entry (CONTRACTS §2)
+#   ("event", dict)                                 one event-log entry (docs/simulator.md)
 #   ("pattern", name, sound)                        what the LED/buzzer show now; sound is a mode:
 #                                                   "off", "soft", "on" or "escalated"
 #   ("publish", suffix, payload, qos, retain)       an MQTT message under <prefix>/ (payload: dict or str)
 from firmware.core import ticks, payloads
 from firmware.core.alarms import AlarmEngine
 from firmware.core.links import LinkWatch
+from firmware.core import merge as merge_mod
 from firmware.core import patterns
 
 
@@ -16,6 +17,13 @@ class Gateway:
         self.device = "nightstand/" + cfg["gateway_id"]
         self.alarms = AlarmEngine(cfg["alarms"], cfg.get("night"))
         self.links = LinkWatch(cfg["silence"], now_ms)
+        sources = cfg.get("sources") or [{"name": cfg["sensor"]["kind"], "kind": cfg["sensor"]["kind"]}]
+        self.merge = merge_mod.Merge(sources, cfg["silence"]["sensor_after_s"], now_ms)
+        # the name under which readings from the box's own radio arrive (None: no radio source)
+        self.radio_name = None
+        for s in sources:
+            if merge_mod.path_of(s) == "radio":
+                self.radio_name = s["name"]
         self.last = None           # last accepted live Reading
         self.last_seq = {}         # sensor id -> highest seq accepted (dedup across sources)
         self.faults = {}           # fault name -> short reason; any entry shows `fault`
@@ -29,17 +37,29 @@ class Gateway:
         self._refresh(now_ms)
 
     # ---- inputs -------------------------------------------------------------------------------
-    def on_reading(self, now_ms, r):
-        """An authenticated reading from a sensor driver. Returns True when accepted."""
-        prev = self.last_seq.get(r.sensor_id)
-        if prev is not None and r.seq <= prev and not r.backfilled:
-            self.on_reject(now_ms, "duplicate")
+    def on_reading(self, now_ms, r, measured_ms=None, source=None):
+        """An authenticated reading from a sensor driver (the box's radio) or a network source
+        (source: its name; measured_ms: the tick the sensor measured it). Returns True when accepted.
+        Every source goes through the merge: a reading another source delivered first is dropped
+        (counted in merge.dups), one older than the newest accepted is published as backfilled."""
+        if measured_ms is None:
+            measured_ms = now_ms
+            prev = self.last_seq.get(r.sensor_id)
+            if prev is not None and r.seq <= prev and not r.backfilled:
+                self.on_reject(now_ms, "duplicate")
+                return False
+        verdict = self.merge.offer(now_ms, source or self.radio_name, r.sensor_id, r.seq, r.mgdl,
+                                   measured_ms)
+        if verdict == merge_mod.DUP:
+            self._judge_links(now_ms)
             return False
+        if verdict == merge_mod.BACKFILL:
+            r.backfilled = True
         if not r.backfilled:
             self.last_seq[r.sensor_id] = r.seq
-            r.rx_ms = now_ms
+            r.rx_ms = measured_ms  # last_age_s is the reading's age, whoever carried it
             self.last = r
-            self.links.saw_sensor(now_ms)
+            self.links.saw_sensor(measured_ms)
         self._emit({"event": "reading", "seq": r.seq, "mgdl": r.mgdl, "trend": r.trend,
                     "source": r.source, "backfilled": r.backfilled})
         self.out.append(("publish", "reading", payloads.reading(r, self.device), 1, False))
@@ -48,9 +68,23 @@ class Gateway:
         self._refresh(now_ms, publish_state=True)
         return True
 
-    def on_reject(self, now_ms, reason):
+    def on_reject(self, now_ms, reason, source=None):
         self.rejects += 1
-        self._emit({"event": "reject", "reason": reason})
+        ev = {"event": "reject", "reason": reason}
+        if source is not None:
+            ev["source"] = source  # a network source's answer; the radio's frames name no source
+        self._emit(ev)
+
+    def on_source(self, now_ms, name, outcome, why=None):
+        """A network source's poll ended (firmware/shell/http_source.py): "ok", "no_data", "down",
+        "hung", "auth_failed" or "bad". auth_failed is a fault naming the source (the box shows
+        `fault`, never a silent stop); any other answer clears it."""
+        self.merge.outcome(name, outcome, why)
+        self.set_fault(now_ms, "auth_failed:" + name,
+                       ("%s refused our credentials (%s)" % (name, why or "HTTP 403"))
+                       if outcome == "auth_failed" else None)
+        self._judge_links(now_ms)
+        self._refresh(now_ms)
 
     def on_press(self, now_ms, kind):
         if kind == "long":
@@ -135,6 +169,13 @@ class Gateway:
                 self.out.append(("publish", "alarm", ev, 1, False))
 
     def _judge_links(self, now_ms):
+        moved = self.merge.judge(now_ms)
+        for src in moved:
+            ev = {"event": "source", "name": src.name, "state": src.state,
+                  "age_s": self.merge.age_s(src, now_ms), "path": src.path}
+            if src.state in ("down", "hung", "bad", "auth_failed") and src.why:
+                ev["why"] = src.why  # e.g. "[Errno 111] ECONNREFUSED", "no answer within 500 ms"
+            self._emit(ev)
         changed = self.links.tick(now_ms)
         for name, up in changed:
             self._emit({"event": "link", "name": name, "up": up})
@@ -144,7 +185,7 @@ class Gateway:
                 loud = self.alarms.loudness_before_stale()
                 self.silent_sound = "escalated" if loud == "escalated" else "on"
                 self._alarm_events(evs)
-        if changed:
+        if changed or moved:
             self._publish_state(now_ms)
 
     def _refresh(self, now_ms, publish_state=False):
@@ -172,4 +213,8 @@ class Gateway:
         names = sorted(self.faults)
         st["fault"] = names[0] if names else None  # what `fault` on the box means right now
         st["faults"] = names
+        # every source's state and the age of its newest reading; sensor_path says which kind of path
+        # carries the night now: "radio", "lan", or "cloud" when only an internet Nightscout is up
+        st["sources"] = self.merge.snapshot(now_ms)
+        st["sensor_path"] = self.merge.best_path()
         self.out.append(("publish", "state", st, 1, True))

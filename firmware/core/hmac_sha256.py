@@ -1,11 +1,7 @@
 # HMAC-SHA256 (RFC 2104) on hashlib.sha256: MicroPython has no hmac module.
 import hashlib
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _BLOCK = const(64)  # SHA-256 block size in bytes: keys are padded (or first hashed) to this
 

@@ -4,7 +4,7 @@
 # alone, buzzer rhythm (host_tests/portable/test_patterns.py proves it, with a tolerance: two rhythms
 # whose every phase is within 1.5x of the other's count as the same, since a woken parent cannot tell
 # them apart from memory). Rhythms are (on_ms, off_ms, on_ms, off_ms, ...) and repeat.
-# docs/readme/patterns.md is the same table in words; change both together.
+# docs/family-guide.md is the same table in words; change both together.
 
 # name: (rgb, led rhythm, buzzer rhythm, buzzer Hz, never_dark)
 # never_dark: the off-phase of the rhythm shows the colour dimmed instead of dark, so a working box is

@@ -1,4 +1,4 @@
-# MQTT payloads of CONTRACTS §3, built from core state. Pure: returns dicts; the uplink encodes them.
+# MQTT payloads (docs/mqtt.md, "Topics"), built from core state. Pure: returns dicts; the uplink encodes them.
 from firmware.core import ticks, trend as trend_mod
 
 

@@ -11,11 +11,7 @@
 #   cannot predict an instant crash.
 from firmware.core import ticks
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MS_PER_MIN = 60000.0
 _FIT_WINDOW_MIN = const(22)   # 5 readings at the usual 5-min cadence: enough to average noise,

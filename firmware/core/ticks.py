@@ -1,11 +1,7 @@
 # Wrap-safe tick arithmetic, the same as MicroPython's time.ticks_diff/ticks_add.
 # Core code never compares raw ticks: ESP32 ticks_ms wraps at 2**30 ms (~12.4 days),
 # so a gateway that runs two weeks would see time jump backwards without these.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 PERIOD = const(0x40000000)  # 2**30: the ticks_ms period on every MicroPython port
 _HALF = const(0x20000000)

@@ -5,11 +5,7 @@ import time
 
 import asyncio
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MASK = const(0x3FFFFFFF)  # ticks_ms period 2**30, as on the ESP32
 

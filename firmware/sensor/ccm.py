@@ -1,11 +1,7 @@
 # AES-128-CCM (NIST SP 800-38C / RFC 3610) on the AES-ECB block that cryptolib offers on the ESP32
 # and the unix port. Fixed to what the Open CGM broadcast uses: 13-byte nonce, 4-byte MIC, no
 # associated data. Pure: no I/O; work buffers are allocated once per key to keep the heap flat.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from cryptolib import aes
 

@@ -1,11 +1,7 @@
-# Bluetooth SIG Continuous Glucose Monitoring Service 0x181F (CONTRACTS.md section 5). Pure decoders
+# Bluetooth SIG Continuous Glucose Monitoring Service 0x181F (docs/sensors.md). Pure decoders
 # for CGM Measurement (0x2AA7) and the Record Access Control Point (0x2A52), and CgmsTracker, which
 # turns records into Readings, drops duplicates, notices gaps and says what to ask the RACP for.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core import ticks
 from firmware.core.reading import Reading

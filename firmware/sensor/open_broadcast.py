@@ -1,20 +1,15 @@
-# Open CGM broadcast v1 receiver (CONTRACTS.md section 4). Pure: bytes in, Reading or reason out.
+# Open CGM broadcast v1 receiver (frame format: docs/sensors.md). Pure: bytes in, Reading or reason out.
 #
 # Frame after the AD header `len FF FF FF` (type 0xFF, company id 0xFFFF little-endian):
 #   header(1) | sensor id u32 LE (4) | counter u32 LE (4) | payload (6) | MIC (4, encrypted only)
 #   payload: glucose u16 LE, trend i8 (0.1 mg/dL/min), minutes u16 LE, status u8 = 6 bytes.
-#   (CONTRACTS.md's table says 7 payload bytes, but its own field list and every test vector use 6.)
 #
 # Every advert the radio hears passes through accept(), so the irrelevant ones (iBeacons, phones,
 # headphones...) leave after one substring search done in C. Only adverts holding the bytes
 # FF FF FF anywhere get the AD-structure walk in Python.
 from binascii import unhexlify
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core.reading import Reading
 from firmware.sensor.ccm import Ccm

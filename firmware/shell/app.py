@@ -9,13 +9,11 @@ from firmware.core.gateway import Gateway
 from firmware.shell import radio
 from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
-from firmware.shell.uplink import Uplink, forget as _forget, open_queue
+from firmware.shell.queues import open_queue
+from firmware.shell.unload import forget as _forget
+from firmware.shell.uplink import Uplink
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _TICK_MS = const(1000)         # core judgement period: link silence is judged to the second
 _HEALTH_MS = const(60000)      # health topic period
@@ -50,7 +48,8 @@ class App:
         self.player = Player(board, self.clock)
         queue, queue_err = open_queue(board.data_dir)
         self.uplink = Uplink(cfg, board, self.clock, queue, discovery=_discovery(cfg))
-        self.receiver = radio.make_receiver(cfg, board.data_dir)
+        # None when every source is on the network (a `sources` list without broadcast/cgms)
+        self.receiver = radio.make_receiver(cfg, board.data_dir) if cfg["sensor"] is not None else None
         # With a secret, the command handler (HMAC, verifier, persisted counter) is ready at boot. Without
         # one every command is refused ("disabled"): that code (~7 KiB of heap) loads on the first
         # command that arrives, in the tick task, never on the alarm path.
@@ -73,6 +72,8 @@ class App:
         if self.commands is None:
             from firmware.shell.commands_task import CommandHandler
             self.commands = CommandHandler(self.cfg, self.board.data_dir, self.clock)
+            if self.commands.error is not None:  # fail closed, and say which file
+                self.gw.set_fault(self.now(), "commands", self.commands.error)
         return self.commands
 
     def flush(self):
@@ -101,14 +102,13 @@ class App:
                     self.uplink.send("audit", audit, 1, False)
                 elif item[0] in ("flash_fail", "flash_ok"):
                     self.gw.set_fault(now, "flash", item[1])  # None clears it
-                elif item[0] in ("queue", "down"):
+                elif item[0] in ("queue", "down", "cmd_flood"):
                     self.board.emit({"event": "uplink", "what": item[0], "why": item[1]})
             rx = self.uplink.rx_ticks
             if rx is not None:
                 self.gw.on_cloud_ok(rx)
             self.gw.tick(now, self.clock.wall_ms())
-            self.player.led_percent = (self.cfg["night"]["led_percent"]
-                                       if self.gw.alarms.is_night() else 100)
+            self.player.led_percent = self.gw.alarms.led_percent()
             self.flush()
             await self.clock.sleep_ms(_TICK_MS)
 
@@ -133,6 +133,11 @@ class App:
                 "queue_depth": self.uplink.depth(),
                 "dropped": self.uplink.lost(),
                 "resets": self.restarts,
+                "cmd_dropped": self.uplink.cmd_dropped,      # flood, rate limit and oversized
+                "cmd_oversized": self.uplink.cmd_oversized,  # of which discarded unread
+                "uplink_crashes": self.uplink.crashes,
+                # each source's state, the age of its newest reading and its path (docs/sources.md)
+                "sources": self.gw.merge.snapshot(now),
             }, 0, False)
 
     def supervise(self, name, make):
@@ -155,6 +160,11 @@ class App:
         tasks.append(asyncio.create_task(self.supervise("tick", self.tick_task)))
         tasks.append(asyncio.create_task(self.supervise("button", self.button_task)))
         tasks.append(asyncio.create_task(self.supervise("health", self.health_task)))
+        if any(s["kind"] in ("phone", "nightscout") for s in self.cfg.get("sources") or ()):
+            # network sources: polled beside the alarm path, each its own task (http_source.py)
+            from firmware.shell import http_source
+            for name, make in http_source.tasks(self):
+                tasks.append(asyncio.create_task(self.supervise(name, make)))
         self.uplink.start()
         await self.sup.monitor()  # feeds the watchdog; returns when the (host) board stops
         self.uplink.running = False
@@ -166,8 +176,7 @@ def _load_config(data_dir):
     imports them afresh). A function of its own, so no frame that lives on keeps the module."""
     from firmware.shell import config_store
     out = config_store.load(data_dir)
-    for name in ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-                 "firmware.core.alarm_schema", "firmware.core.checks"):
+    for name in config_store.BOOT_ONLY:
         _forget(name)
     return out
 

@@ -1,5 +1,5 @@
-# Central for the Bluetooth SIG CGM Service 0x181F (CONTRACTS.md section 5), on aioble (the same
-# micropython-lib aioble on the ESP32 and on the host, where it runs over tools/virtual_hw/bluetooth.py). Records in, readings to
+# Central for the Bluetooth SIG CGM Service 0x181F (docs/sensors.md), on aioble (the same micropython-lib
+# aioble on the ESP32 and on the host, where it runs over tools/virtual_hw/bluetooth.py). Records in, readings to
 # the core (CgmsTracker decides live vs backfilled), nothing else: the network is never on this path.
 #
 # A small state machine, one step at a time (aioble itself lets a connect cancel a running scan):
@@ -12,11 +12,7 @@
 # the core's sensor-silence alarm sounds if the link stays down.
 import asyncio
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core import ticks
 from firmware.sensor import cgms

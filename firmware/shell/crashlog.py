@@ -9,11 +9,7 @@
 # Never raises: a full or failing flash must not turn a logged crash into another crash.
 import os
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 # 2 files x 4 KB: about a dozen tracebacks of a few frames each, small next to the ESP32's ~1.4 MB
 # filesystem and the outage queue; reading them back takes a line at a time.

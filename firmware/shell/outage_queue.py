@@ -40,11 +40,7 @@
 import binascii
 import struct
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _HDR = const(32)         # two 16-byte pop slots
 _SLOT = const(16)

@@ -2,21 +2,11 @@
 # It never blocks: every wait is a clock wait that a pattern change cuts short.
 import asyncio
 
+from firmware.core.night import dim as night_dim
 from firmware.core.patterns import TABLE, buzz_rhythm, led_phase
 from firmware.lib.clock import wait_event
 
 _ESCALATED_HZ = 600  # escalated alarms sound this much higher: a higher pitch carries through a door
-# Night mode dims the LED for these only; urgent lows and silence patterns stay at full brightness.
-_NEVER_DIMMED = ("urgent_low", "urgent_low_soon", "sensor_silent", "sensor_and_cloud_silent",
-                 "cloud_silent", "fault", "selftest")
-
-
-def night_dim(rgb, name, percent):
-    """The colour night mode shows: scaled to percent, except for patterns night never softens."""
-    if rgb is None or percent >= 100 or name in _NEVER_DIMMED:
-        return rgb
-    # at least 1 per lit channel: a dimmed never-dark phase must not go dark
-    return tuple(max(1, c * percent // 100) if c else 0 for c in rgb)
 
 
 class Player:
@@ -28,7 +18,7 @@ class Player:
         # Called with "player" at every LED/buzzer step (at least every 2.8 s, the longest LED phase
         # in the table): the supervisor's proof of life for the watchdog.
         self.on_step = on_step
-        self.led_percent = 100  # night mode sets this (night.led_percent) while its schedule is on
+        self.led_percent = 100  # the tick sets it from AlarmEngine.led_percent() (night mode)
         self._changed = asyncio.Event()
 
     def set(self, name, mode):

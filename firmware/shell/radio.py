@@ -1,9 +1,5 @@
 # Radio tasks: the first hop of the alarm path. Sensor frames in, readings to the core, nothing else.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 # Finite scan windows: aioble keeps one result per address for a scan's whole duration when its own
 # iterator is used (the fallback below), and rotating random addresses would grow that set without
@@ -19,8 +15,11 @@ def make_receiver(cfg, data_dir):
     s = cfg["sensor"]
     if s["kind"] == "broadcast":
         from firmware.sensor.open_broadcast import BroadcastReceiver
-        from firmware.sensor.counter_store import FileCounterStore
+        from firmware.shell.counter_store import FileCounterStore
         return BroadcastReceiver(s, FileCounterStore(data_dir + "/counters.json"))
+    if s["kind"] == "dexcom_g6":
+        from firmware.shell.g6_central import G6Memory
+        return G6Memory(s["transmitter_id"])
     # cgms: the central task (firmware/shell/cgms_central.py) owns the connection; the tracker is
     # its state that must outlive a crashed-and-restarted task (what was delivered, open gaps).
     from firmware.sensor.cgms import CgmsTracker
@@ -74,6 +73,10 @@ async def scan_task(app):
     CGMS: the central's scan/connect/session state machine."""
     if app.cfg["sensor"]["kind"] == "cgms":
         from firmware.shell.cgms_central import central_task
+        await central_task(app)
+        return
+    if app.cfg["sensor"]["kind"] == "dexcom_g6":
+        from firmware.shell.g6_central import central_task
         await central_task(app)
         return
     ble, rx, gw, clock = app.board.ble, app.receiver, app.gw, app.clock

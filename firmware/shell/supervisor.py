@@ -16,11 +16,7 @@ from firmware.core.faults import ClockWatch, HeapWatch
 from firmware.lib.clock import hang_bound_ms
 from firmware.shell.crashlog import CrashLog
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 CRITICAL = ("radio", "tick", "player")
 # Board watchdog: 10 s. The monitor feeds it every second, so nine missed feeds are slack for a slow
@@ -245,12 +241,42 @@ class Supervisor:
         gw.set_fault(now, "clock", self.clock_watch.judge(now, self.board.wifi.isconnected(),
                                                           self.clock.wall_ms() is not None))
         # The broadcast receiver's replay counters: a file that could not be read at boot or written since
-        # weakens replay protection until the next good write (firmware/sensor/counter_store.py).
+        # weakens replay protection until the next good write (firmware/shell/counter_store.py).
         store = getattr(getattr(app, "receiver", None), "counters", None)
         if store is not None:
             gw.set_fault(now, "counters", getattr(store, "error", None))
+        self.watch_uplink(now)
         self.publish_log()
         app.flush()
+
+    def watch_uplink(self, now):
+        """The uplink worker is a thread, not a task: it catches its own crashes and naps with backoff
+        (uplink.py); here they are logged and shown like a task's (`fault` task:uplink, cleared after
+        STABLE_MS without another), and a thread that ended all the same is started again."""
+        up = getattr(self.app, "uplink", None)
+        if up is None:
+            return
+        err = getattr(up, "fault", None)
+        if err is not None:
+            up.fault = None
+            self.running["uplink"] = now  # the fault clears once it ran STABLE_MS from here
+            try:
+                self.crash("uplink", err)
+            except Exception:
+                self._crash_unreported("uplink")
+        if getattr(up, "running", False) and not getattr(up, "alive", True) \
+                and not getattr(self.board, "stopping", False):
+            at = getattr(self, "_uplink_dead", None)
+            if at is None:
+                self._uplink_dead = now
+            elif ticks.diff(now, at) >= _RESTART_MIN_MS:
+                self._uplink_dead = None
+                self.running["uplink"] = now
+                try:
+                    self.crash("uplink", None)
+                except Exception:
+                    self._crash_unreported("uplink")
+                up.start()
 
     def publish_log(self):
         uplink = getattr(self.app, "uplink", None)

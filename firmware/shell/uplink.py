@@ -9,10 +9,17 @@
 #   While the cloud is down, readings move from RAM to the outage queue (a flash ring on a board, see
 #   outage_queue.py); the worker is the only user of the queue. While the cloud is up nothing is
 #   written to flash: readings go from RAM straight to the broker. The ring's code (~12 KiB of heap)
-#   is loaded by the worker on the first spill (LazyQueue), or at boot when the file holds records.
+#   is loaded by the worker on the first spill (queues.LazyQueue), or at boot when the file holds records.
+#
+# Bounded against a hostile or broken broker (nothing it sends can grow the heap or stop the worker):
+#   commands wait in a fixed number of slots behind a rate limit; what does not fit is dropped, counted
+#   (cmd_dropped on the health topic) and said once per burst (a `cmd_flood` uplink event); a message
+#   longer than mqtt_guard.MAX_IN is discarded unread (cmd_oversized). Any exception in the worker,
+#   MemoryError included, is caught by _run: the worker records it (the supervisor shows `fault`
+#   task:uplink and logs it), drops the connection and naps with backoff, still moving readings to
+#   flash every second, then carries on; the supervisor restarts a thread that ended all the same.
 import json
 import random
-import sys
 import time
 import _thread
 
@@ -24,126 +31,29 @@ except ImportError:
 
 from firmware.core import payloads, ticks
 from firmware.shell import mqtt_guard
+from firmware.shell.queues import RamQueue
 
 _RAM_SLOTS = const(32)       # pending readings beyond this move to the outage queue even while up
 _RAM_HARD = const(64)        # send() never lets RAM grow past this (worker stuck): oldest dropped, counted
 _BACKOFF_MIN_MS = const(500)  # first reconnect wait (clock time)
 _BACKOFF_MAX_MS = const(30000)  # cap: a broker back after an outage is found within 30 s
 _IDLE_POLL_MS = const(2)     # real ms the worker sleeps when it has nothing to do
+_DRAIN = const(16)           # incoming messages read per idle pass
 _NAP_MS = const(1000)        # while down, a reading waits in RAM at most this long before flash
-_QUEUE_FILE = "/outage.q"    # in board.data_dir
+# Command intake. The tick task takes commands every second; a parent taps a snooze a few times a
+# minute at most. So: 4 slots, and 4 in a row then one every 2 s. A flood costs the alarm side at most
+# one verification (~1 ms of HMAC on an ESP32) every 2 s, and the heap nothing that grows with it.
+_CMD_SLOTS = const(4)
+_CMD_BURST = const(4)
+_CMD_EVERY_MS = const(2000)
+_FLOOD_QUIET_MS = const(10000)  # a burst of drops ends after 10 s without one: the next is news again
+# Worker crash backoff: 1 s doubling to 30 s, like the asyncio tasks (supervisor.py); back to 1 s once
+# the worker ran a minute without a crash.
+_CRASH_MIN_MS = const(1000)
+_CRASH_MAX_MS = const(30000)
+_CRASH_STABLE_MS = const(60000)
 # MicroPython's time.sleep_ms; CPython (portable tests) has only time.sleep
 _sleep_ms = getattr(time, "sleep_ms", None) or (lambda ms: time.sleep(ms / 1000))
-# 288 readings (24 h at one per 5 min) of ~60 packed bytes each fit in 16 KiB with room to spare.
-_QUEUE_BYTES = const(16384)
-_QUEUE_HDR = const(32)       # outage_queue.py's two pop slots: a file no longer than this has no record
-_QUEUE_MOD = "firmware.shell.outage_queue"
-
-
-class RamQueue:
-    """Outage queue stand-in with the OutageQueue API, for tests and boards without a filesystem."""
-
-    def __init__(self, capacity=288):
-        self.capacity = capacity
-        self.items = []
-        self.dropped = 0
-
-    def append(self, payload):
-        if len(self.items) >= self.capacity:
-            self.items.pop(0)
-            self.dropped += 1
-        self.items.append(payload)
-
-    def peek(self):
-        return self.items[0] if self.items else None
-
-    def pop(self):
-        if self.items:
-            self.items.pop(0)
-
-    def __len__(self):
-        return len(self.items)
-
-
-def forget(name):
-    """Drop a module so gc can take its code back (a later import loads it afresh)."""
-    sys.modules.pop(name, None)
-    pkg, _, attr = name.rpartition(".")
-    parent = sys.modules.get(pkg)
-    if parent is not None and attr in parent.__dict__:
-        delattr(parent, attr)
-
-
-def _flash_ring(path, capacity):
-    from firmware.shell.outage_queue import OutageQueue
-    return OutageQueue(path, capacity)
-
-
-class LazyQueue:
-    """The flash ring, loaded on the first reading that has to go to flash: a night with the cloud up
-    never spends the heap its code takes (~12 KiB on the 64-bit port). append/peek/pop run on the
-    worker thread only; len() and dropped (depth() and lost(), read by the asyncio side) never load it,
-    so the alarm path never waits for an import. A load that fails (MemoryError on a tight heap)
-    raises from append(): the uplink treats it as a failed flash write (the reading stays in RAM, the
-    `flash` fault shows) and the next spill tries again."""
-
-    def __init__(self, path, capacity=_QUEUE_BYTES, dropped=0, make=_flash_ring):
-        self.path = path
-        self.capacity = capacity
-        self._dropped = dropped  # what the ring on flash already counted (kept across reboots)
-        self._make = make
-        self.ring = None
-
-    @property
-    def dropped(self):
-        return self._dropped if self.ring is None else self.ring.dropped
-
-    def append(self, payload):
-        if self.ring is None:
-            self.ring = self._make(self.path, self.capacity)
-        self.ring.append(payload)
-
-    def peek(self):
-        return None if self.ring is None else self.ring.peek()
-
-    def pop(self):
-        if self.ring is None:
-            raise IndexError("pop from an empty outage queue")
-        self.ring.pop()
-
-    def close(self):
-        if self.ring is not None:
-            self.ring.close()
-
-    def __len__(self):
-        return 0 if self.ring is None else len(self.ring)
-
-
-def open_queue(data_dir):
-    """(queue, None) with the flash ring in data_dir, or (RamQueue, reason) when there is no usable
-    filesystem: the gateway still queues in RAM and says why (a `fault` the app shows). The ring's
-    code loads now only when its file holds records (a reboot mid-outage replays them first);
-    otherwise a LazyQueue loads it on the first spill."""
-    try:
-        import os
-        os.stat(data_dir)  # the ring creates its file on the first outage: the dir must be there
-        path = data_dir + _QUEUE_FILE
-        try:
-            size = os.stat(path)[6]
-        except OSError:
-            size = 0  # no outage yet
-        if size <= _QUEUE_HDR:
-            return LazyQueue(path), None
-        q = _flash_ring(path, _QUEUE_BYTES)
-        if len(q):
-            return q, None
-        dropped = q.dropped  # all sent before the reboot: only the count of lost ones matters
-        q.close()
-        q = None
-        forget(_QUEUE_MOD)
-        return LazyQueue(path, _QUEUE_BYTES, dropped), None
-    except Exception as e:
-        return RamQueue(), "outage queue in RAM only: %r" % (e,)
 
 
 class Uplink:
@@ -160,11 +70,24 @@ class Uplink:
         # [(topic, payload)] published retained on every connect and when HA says it is online
         self.discovery = discovery or []
         self.ha_status = m.get("ha_prefix", "homeassistant") + "/status"
+        self._ha_status_b = self.ha_status.encode()  # compared with umqtt's topic bytes, no decode
         self._ha_due = False
         self.lock = _thread.allocate_lock()
         self.pending = []      # [suffix, payload, qos, retain]
-        self._news = []        # ("up",) ("down", why) ("cmd", name, bytes) ("queue", why),
+        self._news = []        # ("up",) ("down", why) ("queue", why), ("cmd_flood", why),
         #                        ("flash_fail", why) / ("flash_ok", None)
+        self._cmds = []        # ("cmd", name, bytes): at most _CMD_SLOTS, handed out by news()
+        self._cmd_tokens = _CMD_BURST
+        self._cmd_t = None     # ticks the rate limit last counted from
+        self.cmd_dropped = 0   # commands thrown away: slots full, rate limit or oversized
+        self.cmd_oversized = 0  # of which longer than mqtt_guard.MAX_IN (discarded unread)
+        self._flooding = False
+        self._last_drop = 0
+        self.alive = False     # the worker thread runs
+        self.fault = None      # the worker's last crash, for the supervisor to log and show
+        self.crashes = 0
+        self._crash_at = None
+        self._crash_backoff = _CRASH_MIN_MS
         self.flash_ok = True   # the last outage-queue write worked
         self.rx_ticks = None   # ticks of the last bytes from the broker (a round trip)
         self.connected = False
@@ -191,13 +114,16 @@ class Uplink:
                 # worker reconnects before spilling it to the outage queue. Not before the first
                 # connect attempt: a reading made while a fresh gateway boots is simply live.
                 payload["replayed"] = True
+            if len(self.pending) >= _RAM_HARD:
+                self._shed()  # before the append: the list never outgrows _RAM_HARD slots
             self.pending.append([suffix, payload, qos, retain])
-            if len(self.pending) > _RAM_HARD:
-                self._shed()
 
     def news(self):
         with self.lock:
             out, self._news = self._news, []
+            if self._cmds:
+                out.extend(self._cmds)
+                self._cmds = []
         return out
 
     def depth(self):
@@ -209,6 +135,7 @@ class Uplink:
         return self.dropped + self.queue.dropped
 
     def start(self):
+        self.alive = True  # before the thread runs: the supervisor must not start a second one
         _thread.start_new_thread(self._run, ())
 
     # ---- shared helpers -----------------------------------------------------------------------
@@ -235,7 +162,7 @@ class Uplink:
         if self.client_factory:
             return self.client_factory(self)
         import umqtt.simple as simple
-        mqtt_guard.install(simple, self.mq["timeout_s"], self._rx)
+        mqtt_guard.install(simple, self.mq["timeout_s"], self._rx, mqtt_guard.MAX_IN, self._on_big, self._admit)
         m = self.mq
         user = m["user"] or None
         pswd = m["password"] or None
@@ -269,13 +196,56 @@ class Uplink:
 
     def _on_msg(self, topic, msg):
         # Runs inside umqtt's wait_msg (maybe inside a publish): never publish from here.
+        if not self._admit(topic):
+            return  # dropped and counted (the guard asks first and then skips the payload unread)
         topic = topic.decode() if isinstance(topic, (bytes, bytearray)) else topic
         if topic == self.ha_status:
             if bytes(msg) == b"online":
                 self._ha_due = True  # Home Assistant restarted and forgot its entities
             return
         name = topic[len(self.prefix) + 5:] if topic.startswith(self.prefix + "/cmd/") else topic
-        self._tell("cmd", name, bytes(msg))
+        with self.lock:
+            self._cmd_tokens -= 1
+            self._cmds.append(("cmd", name, bytes(msg)))
+
+    def _admit(self, topic):
+        """Whether a message on topic gets a command slot. mqtt_guard asks before reading the payload,
+        so a flood's messages are thrown away unread: no allocation for them beyond the topic. The
+        rate limit is a token bucket of _CMD_BURST, one token back every _CMD_EVERY_MS; the token is
+        taken by _on_msg (same thread, nothing in between)."""
+        if topic == self._ha_status_b or topic == self.ha_status:
+            return True
+        now = self.clock.ticks_ms()
+        if self._cmd_t is None:
+            self._cmd_t = now
+        gained = ticks.diff(now, self._cmd_t) // _CMD_EVERY_MS
+        if gained < 0 or gained >= _CMD_BURST:
+            self._cmd_tokens, self._cmd_t = _CMD_BURST, now  # a long quiet (or a ticks wrap): full
+        elif gained:
+            self._cmd_tokens = min(_CMD_BURST, self._cmd_tokens + gained)
+            self._cmd_t = ticks.add(self._cmd_t, gained * _CMD_EVERY_MS)
+        if self._cmd_tokens <= 0:
+            self._cmd_drop(now, "rate limit")
+        elif len(self._cmds) >= _CMD_SLOTS:
+            self._cmd_drop(now, "command slots full")
+        else:
+            return True
+        return False
+
+    def _cmd_drop(self, now, why):
+        """Counted always, said once per burst: a flood must not turn into a flood of log lines."""
+        self.cmd_dropped += 1
+        if self._flooding and ticks.diff(now, self._last_drop) >= _FLOOD_QUIET_MS:
+            self._flooding = False
+        self._last_drop = now
+        if not self._flooding:
+            self._flooding = True
+            self._tell("cmd_flood", "commands dropped: " + why)
+
+    def _on_big(self):
+        """mqtt_guard discarded a message longer than MAX_IN without reading it."""
+        self.cmd_oversized += 1
+        self._cmd_drop(self.clock.ticks_ms(), "oversized message")
 
     def _drop(self, why):
         c, self.client = self.client, None
@@ -372,11 +342,50 @@ class Uplink:
         if self._last_ping is None or ticks.diff(now, self._last_ping) >= self._ping_ms:
             self._last_ping = now
             self.client.ping()
-        self.client.check_msg()
+        # Up to _DRAIN messages a pass: a flood on cmd/# is read (and mostly dropped) at 8000 a second,
+        # not 500 (one per 2 ms nap), so the broker never has to queue it for us; readings still go
+        # first, since _step runs before every _idle.
+        for _ in range(_DRAIN):
+            if self.client.check_msg() is None:
+                break
 
     def _run(self):
-        while self.running:
-            self._cycle()
+        """The worker thread: nothing the network does may end it (see _crashed)."""
+        self.alive = True
+        try:
+            while self.running:
+                try:
+                    self._cycle()
+                except Exception as e:  # MemoryError too: it is an Exception on both runtimes
+                    self._crashed(e)
+        finally:
+            self.alive = False
+
+    def _crashed(self, e):
+        """A worker pass raised. Keep the exception for the supervisor (which logs it and shows the
+        `fault`): nothing here may allocate much, since a full heap may be why we are here. Then drop
+        the connection and nap with backoff; the nap still moves readings to flash every second."""
+        self.crashes += 1
+        self.fault = e
+        now = self.clock.ticks_ms()
+        if self._crash_at is not None and ticks.diff(now, self._crash_at) >= _CRASH_STABLE_MS:
+            self._crash_backoff = _CRASH_MIN_MS
+        self._crash_at = now
+        wait = self._crash_backoff
+        self._crash_backoff = min(wait * 2, _CRASH_MAX_MS)
+        try:
+            self._drop("worker crashed")
+        except Exception:
+            self.client = None  # a connection in an unknown state is never used again
+            self.connected = False
+            self.away = True
+        try:
+            self._nap(wait)
+        except Exception:
+            try:
+                self.clock.sleep_blocking_ms(wait)
+            except Exception:
+                pass
 
     def _nap(self, ms):
         """Sleep ms of clock time while down, moving readings made meanwhile to flash every second,

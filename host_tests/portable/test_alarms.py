@@ -191,11 +191,13 @@ def test_night_mode_never_mutes_urgent_low_but_softens_low():
     f.read(75, 68, every=1)
     assert f.e.state() == ("low", "soft")
     assert f.e.is_night()
+    assert f.e.led_percent() == 10           # the default night.led_percent, for the player
     f.read(52, every=1)
     assert f.e.state() == ("urgent_low", "on")
     f.minute = 12 * 60
     f.wait(0.5)
     assert not f.e.is_night()
+    assert f.e.led_percent() == 100
 
 
 def test_night_mode_never_softens_urgent_low_soon():

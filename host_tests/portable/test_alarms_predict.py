@@ -151,10 +151,10 @@ def test_rearm_min_is_validated_by_the_gateway_config():
 
 def test_schema_extra_defaults_pass_their_own_checkers():
     for section in ("alarms", "night"):
-        assert sorted(alarm_schema.ALARM_SCHEMA_EXTRA[section]) == sorted(alarm_config.DEFAULTS[section])
-        for k, spec in alarm_schema.ALARM_SCHEMA_EXTRA[section].items():
+        assert sorted(alarm_schema.SCHEMA[section]) == sorted(alarm_config.DEFAULTS[section])
+        for k, spec in alarm_schema.SCHEMA[section].items():
             assert spec[1](spec[0]) is None, section + "." + k
-    c = alarm_schema.ALARM_SCHEMA_EXTRA
+    c = alarm_schema.SCHEMA
     assert c["alarms"]["units"][1]("mg") is not None
     assert c["alarms"]["low"][1](3.9) is None and c["alarms"]["low"][1](20) is not None
     assert c["night"]["start"][1]("25:00") is not None
@@ -179,3 +179,15 @@ def test_night_softens_only_non_urgent_sounds():
     for name in ("urgent_low", "urgent_low_soon", "sensor_silent", "sensor_and_cloud_silent"):
         assert soften(name, "on", True) == "on"
     assert soften("low", "escalated", True) == "escalated"
+
+
+def test_night_spares_patterns_that_exist_and_softens_every_other_alarm_level():
+    from firmware.core.alarms import LEVELS
+    from firmware.core.night import NEVER_SOFTENED, dim
+    from firmware.core.patterns import TABLE
+    for name in NEVER_SOFTENED:
+        assert name in TABLE, name           # a typo here would let night dim an urgent pattern
+        assert dim((255, 0, 0), name, 10) == (255, 0, 0)
+    soft = [level for level in LEVELS if soften(level, "on", True) == "soft"]
+    assert soft == ["low", "high", "urgent_high", "falling_fast", "rising_fast"]
+    assert dim((0, 160, 0), "ok", 10) == (0, 16, 0)

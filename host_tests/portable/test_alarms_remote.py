@@ -30,7 +30,7 @@ class Box:
 
     def snooze(self, **args):
         self.n += 1
-        cmd, why = self.v.verify("snooze", commands.sign(SECRET, "snooze", self.n, 0, args))
+        cmd, why = self.v.verify("snooze", commands.sign(SECRET, "snooze", self.n, 0, args), 0)
         if cmd is None:
             return "refused: " + why
         return self.gw.on_command(self.t, cmd)

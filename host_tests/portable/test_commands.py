@@ -2,7 +2,7 @@
 import binascii
 import json
 
-from firmware.core import commands, hmac_sha256
+from firmware.core import commands, commands_schema, hmac_sha256
 from firmware.core.commands import CommandVerifier
 
 SECRET = binascii.unhexlify("8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f00112233445566778899aabbccddeeff")
@@ -100,7 +100,30 @@ def test_stale_only_when_the_gateway_knows_the_time():
     future = commands.sign(SECRET, "selftest", 2, NOW + 3600)
     assert v.verify("selftest", future, NOW) == (None, "stale")
     assert v.last_counter == 0
-    assert v.verify("selftest", old, None)[1] is None  # no wall time yet: counter still guards
+
+
+def test_without_wall_time_every_command_is_refused_as_no_time_and_moves_no_counter():
+    # Fail closed: before NTP there is no freshness check, so a recorded command is not accepted.
+    v = _verifier()
+    fresh = commands.sign(SECRET, "snooze", 7, NOW)
+    assert v.verify("snooze", fresh, None) == (None, "no_time")
+    assert v.last_counter == 0
+    assert v.verify("snooze", fresh, NOW)[1] is None     # the same command once the clock is set
+    # a forgery still says bad_auth, not no_time: the reason never helps a forger
+    assert v.verify("snooze", commands.sign(b"\x02" * 32, "snooze", 8, NOW), None) == (None, "bad_auth")
+
+
+def test_a_counter_far_ahead_of_the_clock_is_refused_and_later_good_commands_still_pass():
+    v = _verifier()
+    wrong_clock = commands.sign(SECRET, "snooze", 2 ** 53 - 1, NOW)
+    assert v.verify("snooze", wrong_clock, NOW) == (None, "ahead")
+    just_over = commands.sign(SECRET, "snooze", (NOW + 300) * 1000 + 1, NOW)
+    assert v.verify("snooze", just_over, NOW) == (None, "ahead")
+    assert v.last_counter == 0
+    good = commands.sign(SECRET, "snooze", NOW * 1000, NOW)       # what the tool sends: epoch ms
+    assert v.verify("snooze", good, NOW)[1] is None
+    later = commands.sign(SECRET, "ack", NOW * 1000 + 60000, NOW + 60)
+    assert v.verify("ack", later, NOW + 60)[1] is None
 
 
 def test_garbage_is_refused_never_raised():
@@ -181,7 +204,7 @@ def test_audit_record_never_carries_secret_or_mac():
 
 
 def test_config_keys_check_like_the_main_schema():
-    spec = commands.COMMANDS_SCHEMA_EXTRA["commands"]
+    spec = commands_schema.SCHEMA["commands"]
     default, check = spec["secret"]
     assert default == "" and check("") is None
     assert check(_hex(SECRET)) is None
@@ -191,4 +214,4 @@ def test_config_keys_check_like_the_main_schema():
     default, check = spec["max_age_s"]
     assert check(default) is None and check(5) is not None
     assert commands.secret_from_hex(_hex(SECRET)) == SECRET
-    assert "commands.secret" in commands.SECRET_KEYS_EXTRA
+    assert "commands.secret" in commands_schema.SECRET_KEYS

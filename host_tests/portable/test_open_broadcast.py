@@ -4,7 +4,7 @@ import json
 import os
 
 from firmware.sensor import open_broadcast as ob
-from firmware.sensor.counter_store import FileCounterStore, MemoryCounterStore
+from firmware.shell.counter_store import FileCounterStore, MemoryCounterStore
 
 _VEC = "host_tests/vectors/open_broadcast_v1.json"
 _KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"

@@ -5,7 +5,9 @@ import sys
 
 from firmware.core import config, ha_discovery
 from firmware.shell.outage_queue import OutageQueue
-from firmware.shell.uplink import LazyQueue, Uplink, forget, open_queue
+from firmware.shell.queues import LazyQueue, open_queue
+from firmware.shell.unload import forget
+from firmware.shell.uplink import Uplink
 from host_tests.portable.scratch import exists, fresh
 
 _DIR = "build/test_uplink"
@@ -78,6 +80,9 @@ class FakeClient:
 
     def publish(self, topic, msg, retain=False, qos=0):
         self._check()
+        if getattr(self.b, "boom", 0):
+            self.b.boom -= 1
+            raise MemoryError("test: heap full")
         if isinstance(msg, str):
             msg = msg.encode()
         self.b.got.append((topic.decode(), bytes(msg), retain, qos))
@@ -249,6 +254,123 @@ def test_commands_reach_the_asyncio_side_by_name():
     b.inbox.append((b"nightstand/kid/cmd/snooze", b'{"n": 1}'))
     _run(up, 2)
     assert up.news() == [("cmd", "snooze", b'{"n": 1}')]
+
+
+def test_a_command_flood_keeps_a_fixed_number_of_slots_counts_the_rest_and_says_so_once():
+    up, b, _ = _make()
+    _run(up, 3)
+    up.news()
+    for i in range(10000):
+        b.inbox.append((b"nightstand/kid/cmd/snooze", b'{"n": %d}' % i))
+    _run(up, 2)
+    news = up.news()
+    cmds = [x for x in news if x[0] == "cmd"]
+    floods = [x for x in news if x[0] == "cmd_flood"]
+    assert len(cmds) == 4 and cmds[0][2] == b'{"n": 0}', cmds       # the slots, first come
+    assert up.cmd_dropped == 10000 - 4
+    assert len(floods) == 1, floods                                 # once per burst, not 9996 times
+    # the rate limit: one command every 2 s of clock time while the flood goes on
+    up.clock.t += 2000
+    b.inbox.append((b"nightstand/kid/cmd/snooze", b"late"))
+    b.inbox.append((b"nightstand/kid/cmd/snooze", b"later"))
+    _run(up, 1)
+    assert [x[2] for x in up.news() if x[0] == "cmd"] == [b"late"]
+    assert up.cmd_dropped == 10000 - 4 + 1
+    # quiet for a while: a parent's command goes through, and the next flood is news again
+    up.clock.t += 60000
+    b.inbox.append((b"nightstand/kid/cmd/ack", b"parent"))
+    _run(up, 1)
+    assert up.news() == [("cmd", "ack", b"parent")]
+    for _ in range(10):
+        b.inbox.append((b"nightstand/kid/cmd/snooze", b"x"))
+    _run(up, 1)
+    assert len([x for x in up.news() if x[0] == "cmd_flood"]) == 1
+
+
+def test_an_oversized_message_is_counted_as_a_dropped_command():
+    up, b, _ = _make()
+    _run(up, 3)
+    up.news()
+    up._on_big()            # what mqtt_guard calls after discarding one unread
+    assert up.cmd_oversized == 1 and up.cmd_dropped == 1
+    assert [x[0] for x in up.news()] == ["cmd_flood"]
+
+
+def _run_worker(up, until_ms, passes=300):
+    """The worker thread's own loop (_run), stopped after until_ms of clock time or that many passes
+    (an idle pass sleeps real time, not clock time)."""
+    clock = up.clock
+    sleep = clock.sleep_blocking_ms
+    cycle = up._cycle
+    n = [0]
+
+    def stop_later(ms):
+        sleep(ms)
+        if clock.t >= until_ms:
+            up.running = False
+
+    def counted():
+        n[0] += 1
+        if n[0] >= passes:
+            up.running = False
+        cycle()
+    clock.sleep_blocking_ms = stop_later
+    up._cycle = counted
+    up._run()
+    clock.sleep_blocking_ms = sleep
+    up._cycle = cycle
+    up.running = True
+
+
+def test_a_memory_error_in_the_worker_and_in_its_error_handler_does_not_stop_it_nor_lose_readings():
+    up, b, _ = _make()
+    _run(up, 3)
+    up.news()
+    real_tell = up._tell
+    told = []
+
+    def tell_once_fails(*item):
+        if not told:
+            told.append(item)
+            raise MemoryError("test: heap full in the error handler")
+        real_tell(*item)
+    up._tell = tell_once_fails
+    b.boom = 1              # the next publish raises MemoryError
+    for seq in (1, 2, 3):
+        up.send("reading", _reading(seq), 1, False)
+    t0 = up.clock.t
+    _run_worker(up, t0 + 5000)
+    assert not up.alive and up.crashes == 1 and isinstance(up.fault, MemoryError), up.fault
+    assert told and told[0][0] == "down"            # the handler itself failed: _run caught that too
+    assert up.queued >= 1                           # while it napped, readings went to the queue
+    assert [r["seq"] for r in _readings(b)] == [1, 2, 3]     # every reading, in order
+    assert up.connected                              # and the worker is back on the broker
+
+
+def test_a_crash_looping_worker_backs_off_up_to_thirty_seconds_and_then_recovers():
+    up, b, _ = _make()
+    _run(up, 3)
+    b.boom = 1              # a publish fails, and so does every move to flash in the error handler
+
+    def spill_fails(keep_ram):
+        raise MemoryError("test: heap full")
+    up._spill = spill_fails
+    waits = []
+    sleep = up.clock.sleep_blocking_ms
+
+    def note(ms):
+        waits.append(ms)
+        sleep(ms)
+    up.clock.sleep_blocking_ms = note
+    for seq in range(1, 41):
+        up.send("reading", _reading(seq), 1, False)
+    _run_worker(up, up.clock.t + 200000)
+    assert 5 <= up.crashes <= 20, up.crashes        # backoff: not one crash a pass
+    assert max(waits) == 30000, waits               # capped like the asyncio tasks' restarts
+    assert up.lost() == 0                           # nothing lost: the readings wait in RAM
+    del up._spill                                   # the heap is back
+    _run_worker(up, up.clock.t + 200000)
+    assert [r["seq"] for r in _readings(b)] == list(range(1, 41))
 
 
 def test_open_queue_falls_back_to_ram_and_says_why():

@@ -45,20 +45,43 @@ class Broker:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(5)
+        if self.workdir:  # the broker's config folder: no run leaves one behind in the temp dir
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
 
-def start_mosquitto(exe=None, port=None, extra_conf=""):
+def _run_as():
+    """The `user` line: mosquitto started as root drops to user `mosquitto`, which cannot write a
+    persistence folder a test (root) made, so a broker asked to persist silently did not (issue 17).
+    Naming the user we run as keeps it; for anyone else mosquitto ignores the line."""
+    try:
+        import pwd
+        return "user %s\n" % pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return ""
+
+
+def start_mosquitto(exe=None, port=None, extra_conf="", persist_dir=None, allow_anonymous=True):
+    """mosquitto on 127.0.0.1:port. With persist_dir it keeps sessions there (saved every second), so a
+    follower's persistent session survives a kill -9 and a restart on the same port."""
     exe = exe or find_mosquitto()
     port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="nightstand-mosq-")
     conf = os.path.join(workdir, "mosquitto.conf")
     with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+        f.write("listener %d 127.0.0.1\nallow_anonymous %s\n" % (port, "true" if allow_anonymous else "false"))
+        f.write(_run_as())
+        if persist_dir:
+            f.write("persistence true\npersistence_location %s/\nautosave_interval 1\n" % persist_dir)
+        else:
+            f.write("persistence false\n")
         f.write(extra_conf)
     proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if not wait_port("127.0.0.1", port, 10, proc):
         err = proc.stderr.read().decode(errors="replace").strip().splitlines() if proc.poll() is not None else []
         proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
         raise RuntimeError("mosquitto did not start on 127.0.0.1:%d %s" % (port, err[-1:] or ""))
     return Broker("mosquitto", port, proc, workdir)
 

@@ -5,10 +5,11 @@
 # each new record at once. `sensor_off` is the sensor leaving radio range: the link drops (as a BLE
 # supervision timeout would) and it stops advertising; `sensor_on` brings it back, advertising and
 # connectable. The Record Access Control Point answers "report stored records" (all, the last one,
-# or with time offset >= N) by notifying the records, two per notification (20 bytes fit the default ATT MTU of
-# 23), three notifications per 7.5 ms connection event (as a BLE controller packs them), then indicating `06 00 01 01` (success) or
-# `06 00 01 06` (no records). Security as the CGM Service asks: nothing is readable or subscribable
-# before pairing, and pairing needs the configured passkey when there is one.
+# or with time offset >= N) by notifying the records, two per notification (20 bytes fit the default ATT
+# MTU of 23), three notifications per 7.5 ms connection event (as a BLE controller packs them), then
+# indicating `06 00 01 01` (success) or `06 00 01 06` (no records). Security as the CGM Service asks:
+# nothing is readable or subscribable before pairing, and pairing needs the configured passkey when
+# there is one.
 #
 # It is a simlib.peripheral.Peripheral on the virtual BLE controller (tools/virtual_hw/bluetooth.py), so
 # the gateway's real aioble discovers, pairs, reads, writes CCCDs and gets notifications as on a board.

@@ -1,13 +1,12 @@
 # Fault-matrix helpers (issue 8), CPython only: a follower that survives a broker restart, a mosquitto that
 # can be killed and started again on the same port, the simulator run in the background, and the three
 # checks every fault case makes (no reading lost, no alarm missed, the right pattern during the fault).
-# Used by host_tests/test_faults_matrix.py, tools/soak.py and tools/bench.py.
+# Used by host_tests/faults/test_faults_matrix.py, tools/soak.py and tools/bench.py.
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -15,7 +14,7 @@ from simlib import brokers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 READING_S = 300          # one CGM reading period: "within one reading"
-URGENT_LOW = 55          # default alarms.urgent_low (CONTRACTS section 6)
+URGENT_LOW = 55          # default alarms.urgent_low (docs/configuration.md)
 LOW = 70                 # default alarms.low
 LOW_PATTERNS = ("urgent_low", "urgent_low_soon", "low")
 DEMO_KEY = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"   # tools/sim.py DEMO_BIND_KEY
@@ -26,29 +25,14 @@ SENSOR_ID = 200133374                          # config default sensor.id
 def start_mosquitto(port=None, persist_dir=None):
     """A mosquitto on 127.0.0.1. With persist_dir it keeps sessions on disk (saved every second), so a
     follower's persistent session survives a kill -9 and a restart on the same port."""
-    port = port or brokers.free_port()
-    extra = ""
-    workdir = tempfile.mkdtemp(prefix="nightstand-fault-mosq-")
-    conf = os.path.join(workdir, "mosquitto.conf")
-    with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
-        if persist_dir:
-            f.write("persistence true\npersistence_location %s/\nautosave_interval 1\n" % persist_dir)
-        else:
-            f.write("persistence false\n")
-        f.write(extra)
-    proc = subprocess.Popen([brokers.find_mosquitto(), "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    if not brokers.wait_port("127.0.0.1", port, 10, proc):
-        proc.kill()
-        raise RuntimeError("mosquitto did not start on 127.0.0.1:%d" % port)
-    return brokers.Broker("mosquitto", port, proc, workdir)
+    return brokers.start_mosquitto(port=port, persist_dir=persist_dir)
 
 
 def kill_broker(b):
     """kill -9: no goodbye to any client, sessions only as far as the last autosave."""
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait(5)
+    b.stop()  # removes its config folder (the persistence folder is the caller's)
 
 
 # ---- follower ----------------------------------------------------------------------------------------

@@ -1,8 +1,13 @@
-# Simulator trace (CONTRACTS §1): CSV with header minute,mgdl,event; rows in time order.
+# Simulator trace (docs/simulator.md): CSV with header minute,mgdl,event; rows in time order.
 import csv
 
 EVENTS = ("broker_down", "broker_hang", "broker_up", "wifi_down", "wifi_up", "button", "button_long",
           "sensor_off", "sensor_on")
+
+
+# A month: the longest scenario anyone runs is the seven-day soak; a minute beyond this is a typo (1e12
+# minutes ran "practically forever without a word", issue 17).
+MAX_MINUTE = 30 * 24 * 60
 
 
 class TraceError(ValueError):
@@ -43,6 +48,9 @@ def parse(lines, name="trace"):
             raise TraceError("%s line %d: minute %r is not a number" % (name, lineno, cells[0]))
         if minute != minute or minute < 0 or minute == float("inf"):
             raise TraceError("%s line %d: minute must be a finite number >= 0" % (name, lineno))
+        if minute > MAX_MINUTE:
+            raise TraceError("%s line %d: minute %g is beyond the limit of %d (30 days)"
+                             % (name, lineno, minute, MAX_MINUTE))
         if last is not None and minute < last:
             raise TraceError("%s line %d: minute %g comes before %g (rows must be in time order)"
                              % (name, lineno, minute, last))
@@ -66,7 +74,16 @@ def parse(lines, name="trace"):
 
 def load(path):
     try:
-        with open(path, newline="") as f:
-            return parse(f.read().splitlines(), path)
+        # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark; it is not part of `minute`
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
     except OSError as e:
         raise TraceError("%s: %s" % (path, e.strerror or e))
+    except UnicodeDecodeError:
+        raise TraceError("%s: not a text CSV file (not UTF-8)" % path)
+    if "\0" in text:
+        raise TraceError("%s: not a text CSV file (it holds NUL bytes)" % path)
+    try:
+        return parse(text.splitlines(), path)
+    except csv.Error as e:
+        raise TraceError("%s: not a CSV file (%s)" % (path, e))

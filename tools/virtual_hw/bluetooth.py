@@ -240,7 +240,7 @@ class _Controller:
         data = adv.get("adv")
         every = adv.get("every_ms") or 0
         if every or data is None:
-            old = self.advertisers.pop(addr, None)
+            self.advertisers.pop(addr, None)
             if data is None:
                 return
             entry = [adv.get("addr_type", 0), adv.get("adv_type", 0), adv.get("rssi", -60),

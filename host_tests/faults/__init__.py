@@ -1,0 +1,1 @@
+# Fault injection: the fault matrix, power cuts at every byte, task crashes and silences.

@@ -1,0 +1,1 @@
+# Every decoder and parser against hostile input (seeded, so a failure reproduces).

@@ -1,0 +1,216 @@
+# tools/deploy.py: the exact command sequence for every board (dry run, no board), and the checks
+# that stop a deploy before it can leave a board half-installed.
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+
+from host_tests.paths import ROOT
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import deploy
+
+BOARDS = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "board_configs"))
+                if f.endswith(".json") and json.load(open(os.path.join(ROOT, "board_configs", f)))
+                .get("kind") == "esp32")
+PORT = "/dev/ttyUSB0"
+MP = "mpremote connect " + PORT + " "
+IMPL = ("(name='micropython', version=(1, 29, 0, ''), _machine='%s', _mpy=%d, _build='%s')")
+
+
+def _configs(tmp_path):
+    c = tmp_path / "config.json"
+    s = tmp_path / "secrets.json"
+    c.write_text(json.dumps({"gateway_id": "bedroom", "sensor": {"id": 7}}))
+    s.write_text(json.dumps({"sensor": {"bind_key": "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f"},
+                             "wifi": {"networks": [{"ssid": "home", "password": "pw"}]}}))
+    return str(c), str(s)
+
+
+def _dry(capsys, *args):
+    rc = deploy.main(["--port", PORT, "--dry-run"] + list(args))
+    out, err = capsys.readouterr()
+    return rc, out.splitlines(), err
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_dry_run_sequence_for_each_board(board, capsys, tmp_path):
+    cfg, sec = _configs(tmp_path)
+    rc, lines, _ = _dry(capsys, "--board", board, "--config", cfg, "--secrets", sec)
+    assert rc == 0
+    remote = [ln for ln in lines if ln.startswith("mpremote")]
+    extra = [MP + "cp main.py :main.py"] if os.path.exists(os.path.join(ROOT, "main.py")) else []
+    boot = [MP + "cp boot.py :boot.py"] if os.path.exists(os.path.join(ROOT, "boot.py")) else []
+    assert remote == [
+        MP + "exec 'import sys; print(sys.implementation)'",
+        MP + "exec 'open(\"safe_mode\", \"w\").close()'",
+        MP + "reset",
+        MP + "mip install aioble-core aioble-central aioble-client aioble-security",
+        MP + "exec 'import umqtt.simple' || " + MP + "mip install umqtt.simple",
+        MP + "rm -r :firmware || true",
+        MP + "cp -r build/deploy/%s/firmware :" % board,
+        MP + "cp board_configs/%s.json :board.json" % board,
+        MP + "cp %s :config.json" % cfg,
+        MP + "cp %s :secrets.json" % sec,
+    ] + boot + extra + [
+        MP + "rm :safe_mode",
+        MP + "reset",
+    ]
+    # Every firmware module is compiled (at -O0) before the copy; the simulator's modules are not.
+    compiled = [ln.split()[-1] for ln in lines if ln.startswith("mpy-cross -O0 -o build/deploy/%s/" % board)]
+    assert "firmware/hal/esp32.py" in compiled and "firmware/core/config.py" in compiled
+    assert "firmware/hal/host.py" not in compiled
+    first_cp = lines.index(MP + "cp -r build/deploy/%s/firmware :" % board)
+    assert all(lines.index("mpy-cross -O0 -o build/deploy/%s/%s %s" % (board, p[:-3] + ".mpy", p))
+               < first_cp for p in compiled)
+    assert lines[-1].startswith("# then: show the first boot lines")
+
+
+def test_dry_run_without_config_copies_none(capsys):
+    rc, lines, _ = _dry(capsys, "--board", "esp32_devkitc", "--no-config")
+    assert rc == 0
+    assert not any(":config.json" in ln or ":secrets.json" in ln for ln in lines)
+
+
+def test_provisioned_files_in_the_current_directory_are_used(capsys, tmp_path, monkeypatch):
+    cfg, sec = _configs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, lines, err = _dry(capsys, "--board", "esp32_devkitc")
+    assert rc == 0 and "config.json and secrets.json" in err
+    assert MP + "cp %s :config.json" % cfg in lines
+    assert MP + "cp %s :secrets.json" % sec in lines
+
+
+def test_host_and_unknown_boards_refused(capsys):
+    rc, lines, err = _dry(capsys, "--board", "host")
+    assert rc == 1 and lines == [] and "only esp32" in err
+    rc, lines, err = _dry(capsys, "--board", "esp8266_nodemcu")
+    assert rc == 1 and "esp32_devkitc" in err           # lists the known ones
+
+
+def test_bad_config_refused_before_touching_the_board(capsys, tmp_path):
+    c = tmp_path / "config.json"
+    c.write_text(json.dumps({"alarms": {"low": "seventy"}}))
+    runner = mock.Mock()
+    rc = deploy.main(["--port", PORT, "--board", "esp32_devkitc", "--config", str(c)], runner=runner)
+    assert rc == 1
+    assert "alarms.low" in capsys.readouterr().err
+    runner.assert_not_called()
+
+
+def test_parse_implementation():
+    text = IMPL % ("Generic ESP32S3 module with ESP32S3", 2822 & 0xFF | (3 << 8) | (10 << 10), "")
+    version, major, sub, machine = deploy.parse_implementation(text)
+    assert version == (1, 29, 0) and major == 6 and sub == 3
+    assert machine.endswith("ESP32S3")
+    with pytest.raises(deploy.DeployError):
+        deploy.parse_implementation("CircuitPython 9.0 REPL")
+
+
+def test_board_checks():
+    good = ((1, 29, 0), 6, 3, "Generic ESP32 module with ESP32")
+    deploy.check_board(good, "esp32", (6, 3))
+    with pytest.raises(deploy.DeployError, match="1.22 or newer"):
+        deploy.check_board(((1, 19, 1), 6, 0, ""), "esp32", (6, 3))
+    with pytest.raises(deploy.DeployError, match="mpy-cross emits v6"):
+        deploy.check_board(((1, 29, 0), 7, 0, ""), "esp32", (6, 3))
+    with pytest.raises(deploy.DeployError, match="for esp32c3"):
+        deploy.check_board(good, "esp32c3", (6, 3))
+
+
+class FakeBoard:
+    """Stands in for subprocess.run: answers the probes like a board, records every command."""
+
+    def __init__(self, machine="ESP32C3 module with ESP32C3", has_umqtt=True, mpy=6 | (3 << 8)):
+        self.calls = []
+        self.machine, self.has_umqtt, self.mpy = machine, has_umqtt, mpy
+
+    def __call__(self, argv, **kw):
+        self.calls.append(argv)
+        out, rc = "", 0
+        if argv[-1] == deploy.PROBE:
+            out = IMPL % (self.machine, self.mpy, "")
+        elif argv[-1] == deploy.UMQTT_PROBE and not self.has_umqtt:
+            out, rc = "ImportError: no module named 'umqtt'", 1
+        elif "mpy-cross" in argv[0] and "-o" in argv:
+            pass   # compiling is real work we do not need here
+        return subprocess.CompletedProcess(argv, rc, out, "")
+
+
+def _run(board, fake, *extra):
+    with mock.patch.object(deploy, "mpy_cross_version", return_value=(6, 3)):
+        return deploy.main(["--port", PORT, "--board", board, "--no-tail"] + list(extra),
+                           runner=fake, sleep=lambda s: None)
+
+
+def test_umqtt_installed_only_when_missing(capsys):
+    fake = FakeBoard(has_umqtt=True)
+    assert _run("esp32c3_supermini", fake) == 0
+    assert not any(c[-2:] == ["install", "umqtt.simple"] for c in fake.calls)
+    fake = FakeBoard(has_umqtt=False)
+    assert _run("esp32c3_supermini", fake) == 0
+    assert any(c[-2:] == ["install", "umqtt.simple"] for c in fake.calls)
+
+
+def test_wrong_chip_stops_before_safe_mode(capsys):
+    fake = FakeBoard(machine="Generic ESP32 module with ESP32")
+    assert _run("esp32c3_supermini", fake) == 1
+    assert len(fake.calls) == 1                        # only the read-only probe ran
+    assert "for esp32c3" in capsys.readouterr().err
+
+
+def test_real_run_follows_the_dry_run(capsys):
+    rc, lines, _ = _dry(capsys, "--board", "esp32s3_devkitc1")
+    fake = FakeBoard(machine="ESP32S3 module with ESP32S3")
+    assert _run("esp32s3_devkitc1", fake) == 0
+    ran = [[os.path.basename(c[0])] + c[1:] for c in fake.calls]
+    printed = []
+    for ln in lines:
+        if ln.startswith("#"):
+            continue
+        first = ln.split(" || ")[0]
+        printed.append(deploy.shlex.split(first))
+    assert ran == printed
+
+
+def test_compiled_tree_loads_under_micropython(tmp_path):
+    """The .mpy files the deploy makes are real bytecode the MicroPython VM loads."""
+    mpyc = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    mp = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if not (os.path.exists(mpyc) and os.path.exists(mp)):
+        pytest.skip("mpy-cross / micropython not in the venv")
+    # the whole pure core (config imports its neighbours) plus the pieces the check imports
+    core = sorted("firmware/core/" + f for f in os.listdir(os.path.join(ROOT, "firmware", "core"))
+                  if f.endswith(".py"))
+    for src in ["firmware/__init__.py", "firmware/hal/__init__.py", "firmware/hal/esp32_button.py"] + core:
+        dst = tmp_path / (src[:-3] + ".mpy")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([mpyc, "-O0", "-o", str(dst), os.path.join(ROOT, src)], check=True)
+    out = subprocess.run([mp, "-c", "import firmware.core.board as b, firmware.hal.esp32_button as k;"
+                          "print(b.__file__, k.PressDetector(30, 1500).update(0, 1))"],
+                         cwd=str(tmp_path), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "board.mpy None" in out.stdout
+
+
+def test_every_firmware_module_compiles_with_mpy_cross(tmp_path):
+    """What the deploy does to each module, done to all of them (host-only ones too): a syntax
+    MicroPython lacks fails here, not on the bedside box."""
+    mpyc = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    if not os.path.exists(mpyc):
+        pytest.skip("mpy-cross not in the venv")
+    failed = []
+    n = 0
+    for base, _, files in os.walk(os.path.join(ROOT, "firmware")):
+        for f in files:
+            if f.endswith(".py"):
+                n += 1
+                p = subprocess.run([mpyc, "-O0", "-o", str(tmp_path / "m.mpy"), os.path.join(base, f)],
+                                   capture_output=True, text=True)
+                if p.returncode != 0:
+                    failed.append(p.stderr.strip())
+    assert n > 10
+    assert failed == []
