@@ -158,19 +158,6 @@ class _CountedFile(io.IOBase):
         self._f.close()
 
 
-class _DnsFaults:
-    """Stands in for the socket module inside mqtt_guard: lookups fail while the board says so."""
-
-    def __init__(self, real, board):
-        self._real, self._board = real, board
-        self.socket = real.socket
-
-    def getaddrinfo(self, *a):
-        if not self._board.dns_ok:
-            raise OSError(-2)  # EAI_NONAME, as a name that does not resolve
-        return self._real.getaddrinfo(*a)
-
-
 class _HostWatchdog:
     """Never resets the host. When it goes unfed past its timeout it emits a `watchdog` event with
     `expired: true` where a board would reset, once per starvation. Like the supervisor's hang check it
@@ -320,9 +307,9 @@ class HostBoard:
                 self.wifi.up = bool(msg["wifi"])
             elif "dns" in msg:
                 self.dns_ok = bool(msg["dns"])
-                from firmware.shell import mqtt_guard
-                if not isinstance(mqtt_guard._socket, _DnsFaults):
-                    mqtt_guard._socket = _DnsFaults(mqtt_guard._socket, self)
+                import socket   # tools/virtual_hw/socket.py when the simulator runs the firmware
+                if hasattr(socket, "set_dns"):
+                    socket.set_dns(self.dns_ok)
             elif "flash" in msg:
                 self.flash_ok = bool(msg["flash"])
             elif msg.get("inject") == "hang_radio":

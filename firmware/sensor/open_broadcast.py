@@ -30,7 +30,7 @@ _TREND_MAX = const(100)           # 10 mg/dL/min in 0.1 units: about twice the f
 _MINUTES_BACK = const(2)          # clock jitter a bridge may show between frames
 _NEW_SESSION = const(180)         # minutes below this after a big step back = a new sensor session
                                   # (warm-up is 30 min to 2 h, so a fresh session starts below it)
-# Replay window (CONTRACTS.md section 4): a frame up to 32 counters behind the newest accepted one is
+# Replay window (docs/sensors.md, Open CGM broadcast): a frame up to 32 counters behind the newest one is
 # accepted once if it was not accepted before. A BLE stack may hand over a burst newest first
 # (micropython-lib aioble pops its scan queue from the end), so a genuine frame can arrive after a newer
 # one. Flags for the counters of the window live in a ring indexed by counter & 63 (64 > 32 + 1, so
