@@ -545,8 +545,10 @@ class Sim:
         self.events_out = open(args.events, "w") if args.events else sys.stdout
         env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
                    NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,
-                   MICROPYPATH=":".join((os.path.join(ROOT, ".deps", "lib"), os.path.join(ROOT, "tools", "virtual_hw"),
-                                        ".frozen")))
+                   MICROPYPATH=":".join((os.path.join(ROOT, ".deps", "lib"),
+                                        # the host's virtual hardware, from the tree that runs (an .mpy
+                                        # tree with --fw-root: compiling it here would cost the heap)
+                                        os.path.join(args.fw_root or ROOT, "tools", "virtual_hw"), ".frozen")))
         cmd = [find_micropython(args.micropython)]
         if args.heapsize:
             cmd += ["-X", "heapsize=" + args.heapsize]

@@ -6,7 +6,7 @@
 #   board.name                 board config "name"
 #   board.clock                Clock: ticks_ms(), async sleep_ms(ms), wall_ms() -> epoch ms or None
 #   board.ble                  the aioble module itself (micropython-lib: core, central, client, security),
-#                              opened by esp32.open_ble() on both boards; on the host it runs over the
+#                              opened by firmware/hal/ble.py on both boards; on the host it runs over the
 #                              virtual `bluetooth` module in tools/virtual_hw/ (host only)
 #   board.led.show(rgb)        rgb = (r, g, b) 0..255, or None/(0,0,0) = dark.
 #                              A plain LED lights for any non-dark colour.

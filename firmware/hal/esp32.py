@@ -230,6 +230,7 @@ class Esp32Board:
     @property
     def ble(self):
         if self._ble is None:
+            from firmware.hal.ble import open_ble
             self._ble = open_ble(self.data_dir)
         return self._ble
 
@@ -277,19 +278,6 @@ class Esp32Board:
     def reset(self):
         import machine
         machine.reset()
-
-
-def open_ble(data_dir):
-    """aioble (the parts tools/deploy.py installs: core, central, client, security), with bonding keys
-    kept in the data dir: aioble's default is ble_secrets.json in the working directory, and its stack
-    start (ensure_active) reads them from whatever path was given first."""
-    import aioble
-    try:
-        from aioble import security
-        security.load_secrets(data_dir + "/ble_secrets.json")
-    except ImportError:
-        pass   # a build without aioble-security: no bonding, nothing to keep
-    return aioble
 
 
 def _file_exists(path):

@@ -1,4 +1,4 @@
-# The radio as a board runs it: the ESP32 adapter's open_ble(), the real aioble (micropython-lib 0.6.2,
+# The radio as a board runs it: open_ble() (firmware/hal/ble.py), the real aioble (micropython-lib 0.6.2,
 # tools/install_deps.py) over the virtual BLE controller (tools/virtual_hw/bluetooth.py), with the
 # simulator playing the sensor on the air. Each test is a behaviour aioble's own habits would break:
 # a burst handed over newest first, an ADV_SCAN_IND advert re-yielded only on an RSSI change, GATT
