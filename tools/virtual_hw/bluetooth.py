@@ -83,11 +83,11 @@ _SEC_PEER = const(2)              # NimBLE's store object type for a peer's bond
 # Between two scan windows a board is deaf for well under a millisecond, but here the next window starts
 # when the radio task next runs: a few real ms on a loaded machine, seconds of scenario time at a high
 # speed. An advert heard once in that gap (a capture replay sends each frame once) would be lost where a
-# board's device, repeating it, is heard in the next window. So a single advert that arrives between
-# windows is kept, the newest per address and a few addresses at most, and heard when the next window
-# starts within this much real time.
+# board's device, repeating it, is heard in the next window. So adverts heard once between windows are
+# kept in arrival order (a burst stays whole), a few at most, and heard when the next window starts
+# within this much real time.
 _GAP_REAL_MS = const(100)
-_GAP_KEEP = const(8)
+_GAP_KEEP = const(16)
 _ATT_TIMEOUT_MS = const(30000)    # Core spec Vol 3 Part F 3.3.3: a transaction not answered in 30 s
 _SMP_TIMEOUT_MS = const(30000)    # Core spec Vol 3 Part H 3.4: the same for pairing
 _CONNECT_SCAN_MS = const(2000)    # MicroPython's default gap_connect scan_duration_ms
@@ -169,7 +169,7 @@ class _Controller:
         self.next_id = 0
         self.pending = {}            # request id -> (conn, callback(rsp or None))
         self.wedged = False
-        self.gap = {}                # addr -> (ticks_ms real, IRQ data): heard between two windows
+        self.gap = []                # [(ticks_ms real, IRQ data)] heard between two windows, in order
         self.peer_real_ms = 0
         self.heard = 0               # adverts delivered as IRQs (stats)
         self.missed = 0              # adverts on the air while no scan ran
@@ -255,11 +255,10 @@ class _Controller:
             self.heard += 1
             self.scan_irq(_IRQ_SCAN_RESULT, irq)
         elif self.is_active and not self.wedged and self.scan_gen:
-            self.gap.pop(addr, None)
             if len(self.gap) >= _GAP_KEEP:
-                self.gap.pop(next(iter(self.gap)))
+                self.gap.pop(0)
                 self.missed += 1
-            self.gap[addr] = (time.ticks_ms(), irq)
+            self.gap.append((time.ticks_ms(), irq))
         else:
             self.missed += 1
 
@@ -286,9 +285,9 @@ class _Controller:
         gen = self.scan_gen
         if duration_ms:
             self.later(duration_ms, self._scan_end, gen)
-        gap, self.gap = self.gap, {}
+        gap, self.gap = self.gap, []
         now = time.ticks_ms()
-        for t, irq in gap.values():
+        for t, irq in gap:
             if time.ticks_diff(now, t) <= _GAP_REAL_MS:
                 self.heard += 1
                 self.scan_irq(_IRQ_SCAN_RESULT, irq)
