@@ -109,6 +109,6 @@ def test_no_import_cycle_at_module_level():
 
 
 @pytest.mark.xfail(strict=False, reason="firmware.core.config and firmware.core.sources_schema import each other "
-                   "inside functions (the hal cycle of virtual_aioble/virtual_gatt is gone with issue 12)")
+                   "inside functions (the hal cycle of the old aioble stand-ins is gone with issue 12)")
 def test_no_import_cycle_even_through_imports_inside_functions():
     assert _cycles(False) == []
