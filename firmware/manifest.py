@@ -24,7 +24,7 @@ options.defaults(board_base=True, lib=None)
 
 # Modules that exist only for the host simulator (tools/deploy.py HOST_ONLY says the same; a test checks):
 # never frozen into a board's firmware. The host manifest adds them back.
-HOST_ONLY = ("hal/host.py", "hal/virtual_aioble.py", "hal/virtual_gatt.py")
+HOST_ONLY = ("hal/host.py",)
 # The aioble parts the gateway uses: core (+ device), central (scanning, connecting), client (GATT reads,
 # notifications for a CGMS sensor), security (pairing). Not peripheral, server or l2cap.
 AIOBLE = ("__init__.py", "core.py", "device.py", "central.py", "client.py", "security.py")

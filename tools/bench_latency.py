@@ -64,7 +64,9 @@ def _fw_main(ctl, port, n, speed, phone_port):
                         "mqtt": {"host": "127.0.0.1", "port": port}})
     app = App(board, cfg)
     sid = cfg["sensor"]["id"]
-    addr = b"\xc4\x7a\x01\x22\x33\x44"
+    addr_text = "c4:7a:01:22:33:44"
+    assert board.ble   # opens aioble over the virtual controller (tools/virtual_hw, on sys.path from here on)
+    import bluetooth
     st = {"t0": None, "got": None, "counter": 0}
 
     def mark():
@@ -88,7 +90,8 @@ def _fw_main(ctl, port, n, speed, phone_port):
     def advert(mgdl):
         st["counter"] += 1
         adv = encode_frame(sid, st["counter"], mgdl, None, 600 + st["counter"], 0, DEMO_BIND_KEY)
-        board.ble.hear(addr, -60, adv)   # the radio: what a BLE controller hands the scan
+        # on the air: the virtual controller hands it to the real aioble's scan, as NimBLE would
+        bluetooth.feed({"air": {"addr": addr_text, "addr_type": 1, "adv_type": 3, "rssi": -60, "adv": adv.hex()}})
 
     def say(obj):
         sys.stdout.write("BENCH " + json.dumps(obj) + "\n")

@@ -5,8 +5,9 @@
 
 Steps: validate the board config and the gateway config with the firmware's own validators (nothing
 touches the board if they are bad); ask the board for sys.implementation (MicroPython version, .mpy
-version, chip); install aioble with mip (and umqtt.simple only when the firmware does not freeze
-it); compile firmware/ to .mpy with an mpy-cross whose bytecode version matches the board; replace
+version, chip); install the aioble parts the gateway uses with mip (core, central, client, security: the
+same as tools/install_deps.py puts in .deps/lib/ for the host; umqtt.simple only when the firmware does
+not freeze it); compile firmware/ to .mpy with an mpy-cross whose bytecode version matches the board; replace
 /firmware on the board; copy /board.json, /config.json, /secrets.json, boot.py, main.py; reset; show
 the first boot lines. The copy runs in safe mode (flag file + hard reset) so the watchdog of a
 running gateway cannot reset the board mid-copy. --dry-run prints the exact command sequence, one per
@@ -40,11 +41,13 @@ SAFE_ON = 'open("%s", "w").close()' % SAFE_FILE
 # After a hard reset the USB serial port disappears for a moment (native-USB boards re-enumerate)
 # and boot.py samples the button for up to 1.5 s: wait this long before talking to the board again.
 RESET_WAIT_S = 3
-# Host-only modules that never go to a board (the simulator's radio and board); firmware/manifest.py
-# keeps the same list out of frozen firmware. The manifest itself is build input, and the frozen marker
-# exists only in frozen firmware (a filesystem copy would make a stock board look frozen).
-HOST_ONLY = ("firmware/hal/host.py", "firmware/hal/virtual_aioble.py", "firmware/hal/virtual_gatt.py")
+# Host-only modules that never go to a board (the simulator's board); firmware/manifest.py keeps the same
+# list out of frozen firmware. The manifest itself is build input, and the frozen marker exists only in
+# frozen firmware (a filesystem copy would make a stock board look frozen).
+HOST_ONLY = ("firmware/hal/host.py",)
 NOT_DEPLOYED = HOST_ONLY + ("firmware/manifest.py", "firmware/frozen_marker.py")
+# The aioble parts a gateway needs (a central that pairs); never peripheral/server/l2cap (heap).
+AIOBLE_PARTS = ["aioble-core", "aioble-central", "aioble-client", "aioble-security"]
 BUILD = os.path.join("build", "deploy")
 TAIL_S = 8          # long enough for boot.py, self-test and the first pattern line
 TAIL_LINES = 40
@@ -277,7 +280,7 @@ def plan(port, board_name, config_path=None, secrets_path=None):
              ("run", mp + ["exec", SAFE_ON]),
              ("reset", mp + ["reset"]),
              ("note", "# .mpy firmware (skipped when the board's firmware has Nightstand frozen in):"),
-             ("mpy:run", mp + ["mip", "install", "aioble"]),
+             ("mpy:run", mp + ["mip", "install"] + AIOBLE_PARTS),
              ("mpy:unless", (mp + ["exec", UMQTT_PROBE], mp + ["mip", "install", "umqtt.simple"]))]
     for src in firmware_sources():
         dst = out_dir + "/" + src[:-3] + ".mpy"

@@ -9,7 +9,9 @@
    figure is what that module alone keeps allocated after gc.collect() (its bytecode, constants,
    function and class objects, module dict). The interned qstrs (names and strings) are counted apart:
    MicroPython keeps them in pools that grow by doubling, so they land on whichever module tipped a pool.
-   "host stand-in" marks code that exists only on the host (virtual radio, host board).
+   "host stand-in" marks code that exists only on the host (the virtual BLE controller, host board);
+   aioble (core, central, security: what a broadcast gateway loads) is the real one from .deps/lib, as
+   tools/install_deps.py installs it (.mpy, like mip on a board).
 2. --romfs: the same imports from a ROMFS image (`mpremote romfs build`, as a board with ROMFS in its
    firmware would mount at /rom), against the same imports from files. MicroPython runs .mpy bytecode and
    strings from a ROMFS in place, so only the rest (function and class objects, raw-code records, module
@@ -40,13 +42,17 @@ import soak  # noqa: E402
 
 from deploy import HOST_ONLY as _HOST_FILES  # noqa: E402  (the modules that never go to a board)
 
-HOST_ONLY = tuple(p[:-3].replace("/", ".") for p in _HOST_FILES)
+# ... and the virtual hardware the host board runs on (tools/virtual_hw: bluetooth is the BLE controller)
+HOST_ONLY = tuple(p[:-3].replace("/", ".") for p in _HOST_FILES) + ("bluetooth",)
 # What a host gateway with a broadcast sensor loads by its first reading: the board, the app, the config
 # loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage
-# queue and umqtt (imported by the uplink thread).
+# queue, umqtt (imported by the uplink thread) and the BLE stack the radio task opens (board.ble: the
+# low-level bluetooth module, a virtual controller here and NimBLE in a board's firmware, then aioble).
 ENTRY = ("firmware.hal.host", "firmware.shell.app", "firmware.shell.config_store",
          "firmware.sensor.open_broadcast", "firmware.shell.counter_store", "firmware.shell.outage_queue",
-         "umqtt.simple")
+         "umqtt.simple", "bluetooth", "aioble", "aioble.security")
+# Where the libraries are (tools/install_deps.py), then the unix port's frozen asyncio.
+MPPATH = os.path.join(ROOT, ".deps", "lib") + ":.frozen"
 from firmware.shell.config_store import BOOT_ONLY  # noqa: E402  (the modules the app drops after boot)
 # Loaded by the uplink thread on the first spill to flash (or at boot when the file holds records): a
 # night with the cloud up never has it. Still imported here, so its cost is shown.
@@ -56,6 +62,7 @@ OUTAGE_ONLY = ("firmware.shell.outage_queue",)
 _ORDER = """
 import sys, builtins
 sys.path.insert(0, '.')
+sys.path.append('tools/virtual_hw')
 real = builtins.__import__
 done = []
 def imp(name, *a):
@@ -74,6 +81,7 @@ print('ORDER', repr(done))
 _COST = """
 import gc, sys, micropython
 sys.path.insert(0, '.')
+sys.path.append('tools/virtual_hw')
 gc.collect()
 start = gc.mem_alloc()
 for n in %r:
@@ -95,18 +103,18 @@ def import_costs(heap="256wK", entry=ENTRY):
     mp = bench_mpy._venv_tool("micropython")
     p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _ORDER % (list(entry),)], cwd=root,
                        capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, MICROPYPATH=".frozen"))
+                       env=dict(os.environ, MICROPYPATH=MPPATH))
     order = None
     for line in p.stdout.splitlines():
         if line.startswith("ORDER "):
             order = eval(line[6:], {})  # our own repr of a list of str
     if order is None:
         raise RuntimeError("import order probe failed: %s" % (p.stderr.strip() or p.stdout.strip()))
-    order = [n for n in order if n.startswith(("firmware", "umqtt")) or n in ("asyncio",)]
+    order = [n for n in order if n.startswith(("firmware", "umqtt", "aioble")) or n in ("asyncio", "bluetooth")]
     order = [n for n in order if n != "umqtt"]  # the package's empty __init__
     p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _COST % (order,)], cwd=root,
                        capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, MICROPYPATH=".frozen"))
+                       env=dict(os.environ, MICROPYPATH=MPPATH))
     per, total, free, qstr, qprev = [], None, None, None, 0
     for line in p.stdout.splitlines():
         if line.startswith("MOD "):
@@ -163,7 +171,7 @@ def romfs_costs(heap="256wK", entry=ENTRY):
         for kind, img, cwd in (("files", "", root), ("romfs", image, empty)):
             p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _ROM % (img, list(entry), entry[-1])],
                                cwd=cwd, capture_output=True, text=True, timeout=60,
-                               env=dict(os.environ, MICROPYPATH=".frozen"))
+                               env=dict(os.environ, MICROPYPATH=MPPATH))
             line = [x for x in p.stdout.splitlines() if x.startswith("ROMFS ")]
             if not line:
                 raise RuntimeError("romfs probe (%s) failed: %s" % (kind, p.stderr.strip() or p.stdout.strip()))

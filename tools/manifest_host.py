@@ -4,10 +4,14 @@
 include("$(PORT_DIR)/variants/standard/manifest.py")
 include("../firmware/manifest.py", board_base=False)
 
-# Host-only: the simulator's board and virtual radio. One list: when the host runs other host-only
-# modules (e.g. virtual bluetooth/machine/network modules), add them here as (package, files, base).
+# Host-only: the simulator's board, and the virtual hardware below MicroPython's own module boundary
+# (tools/virtual_hw: bluetooth, machine, neopixel, socket), frozen as top-level modules as a board's
+# firmware has its own. One list of what only the host runs.
 HOST_ONLY = (
-    ("firmware", ("hal/host.py", "hal/virtual_aioble.py", "hal/virtual_gatt.py"), ".."),
+    ("firmware", ("hal/host.py",), ".."),
 )
+VIRTUAL_HW = ("bluetooth.py", "machine.py", "neopixel.py", "socket.py")
 for _pkg, _files, _base in HOST_ONLY:
     package(_pkg, files=_files, base_path=_base)
+for _name in VIRTUAL_HW:
+    module(_name, base_path="virtual_hw")

@@ -44,6 +44,8 @@ CGM_ADDR = "c4:7a:01:22:33:44"
 # the named task at its next check-in with the supervisor, e.g. crash_radio inside the next BLE scan;
 # hang_radio wedges the virtual BLE stack for good (no scan result, no end of the scan window).
 INJECT_EVENTS = ("crash_radio", "crash_tick", "crash_player", "hang_radio")
+# Advertising PDU types as the controller reports them (tools/virtual_hw/bluetooth.py).
+ADV_TYPES = {"ind": 0, "scan": 2, "nonconn": 3}
 trace_mod.EVENTS = trace_mod.EVENTS + INJECT_EVENTS
 # Network sources (docs/sources.md): --source phone / --source nightscout serve the trace on loopback;
 # these events act on them (sensor_off/sensor_on act on the over-the-air sensor only).
@@ -90,7 +92,16 @@ def parse_args(argv):
                    help="the secret the simulated phone/Nightscout asks for (the box gets it too, unless "
                    "--secrets gives it another: {\"sources\": [{\"name\": \"phone\", \"secret\": ...}]})")
     p.add_argument("--noise", type=int, default=0, help="N background advertisers with rotating addresses")
-    p.add_argument("--adverts", help="replay captured advertisements (JSON lines) instead of synthesising")
+    p.add_argument("--adverts", help="replay captured advertisements (JSON lines) instead of synthesising; "
+                   "lines with the same minute are heard together, as one burst")
+    p.add_argument("--adv-type", choices=sorted(ADV_TYPES), default="nonconn",
+                   help="advertising PDU of the simulated broadcast CGM (default nonconn: ADV_NONCONN_IND; "
+                   "scan: ADV_SCAN_IND without a scan response, as a passive scan sees it)")
+    p.add_argument("--adv-interval-ms", type=int, default=2000, metavar="MS",
+                   help="the simulated broadcast CGM repeats its newest frame this often (simulated ms) "
+                   "until the next one, as a real one does; 0: each frame is on the air once")
+    p.add_argument("--cgms-stall", type=int, default=0, metavar="N",
+                   help="--sensor cgms: the peer stalls GATT discovery on its first N connections")
     p.add_argument("--data", help="gateway data dir (default: a fresh temporary one)")
     p.add_argument("--fw-config", help="fault tests: write this file verbatim as the firmware's config.json, "
                    "unvalidated ('-': no config file at all); --config still sets the simulated CGM")
@@ -186,7 +197,8 @@ def load_adverts(path):
                     continue
                 try:
                     a = json.loads(line)
-                    rows.append((float(a["minute"]), a["addr"], int(a.get("rssi", -70)), bytes.fromhex(a["adv_hex"])))
+                    rows.append((float(a["minute"]), a["addr"], int(a.get("rssi", -70)), bytes.fromhex(a["adv_hex"]),
+                                 int(a.get("adv_type", 3))))
                 except (ValueError, KeyError, TypeError) as e:
                     raise SimError("adverts %s line %d: %s" % (path, n, e))
     except OSError as e:
@@ -285,6 +297,7 @@ class Sim:
         self.hello = asyncio.Event()
         self.counter = 0
         self.prev = None          # (minute, mgdl) of the last synthesised reading
+        self.on_air = None        # the broadcast CGM's newest advert (it repeats it until the next)
         self.peer = None          # --sensor cgms: the simulated CGMS peripheral (simlib/cgms_peer.py)
         self.radio = cfg["sensor"] is not None  # False: only network sources (--source without --sensor)
         self.lan = {}             # source name -> simlib.lan_server.LanServer
@@ -294,7 +307,8 @@ class Sim:
         if self.radio and cfg["sensor"]["kind"] == "cgms":
             from simlib.cgms_peer import CgmsPeer
             s = cfg["sensor"]
-            self.peer = CgmsPeer(self.to_fw, s["address"].lower(), s["passkey"])
+            self.peer = CgmsPeer(self.to_fw, s["address"].lower(), s["passkey"],
+                                 stall_connections=args.cgms_stall, speed=args.speed)
 
     def sim_s(self):
         return 0.0 if self.t0 is None else (time.monotonic() - self.t0) * self.speed
@@ -345,6 +359,9 @@ class Sim:
             self.sensor_on = ev == "sensor_on"
             if self.peer is not None:
                 self.peer.set_in_range(self.sensor_on)
+            elif self.on_air is not None:
+                # out of range: no more adverts; back: its newest frame is heard again (a repeat)
+                self.to_fw({"air": dict(self.on_air, adv=self.on_air["adv"] if self.sensor_on else None)})
 
     async def apply_lan(self):
         for server in self.lan.values():
@@ -369,17 +386,26 @@ class Sim:
                 self.sent.append(self.peer.measure(row.minute, row.mgdl))  # stored also out of range
             elif row.mgdl is not None and not self.adverts:
                 counter, adv = self.cgm_frame(row)
+                self.on_air = {"addr": CGM_ADDR, "addr_type": 1, "rssi": -61, "adv": adv.hex(),
+                               "adv_type": ADV_TYPES[self.args.adv_type], "every_ms": self.args.adv_interval_ms}
                 if self.sensor_on:
                     self.sent.append(counter)
-                    self.to_fw({"adv": adv.hex(), "addr": CGM_ADDR, "rssi": -61})
+                    self.to_fw({"air": self.on_air})
         if self.args.tail_s:
             await self.at_sim(self.rows[-1].minute * 60 + self.args.tail_s)
 
     async def replay_adverts(self):
-        for minute, addr, rssi, adv in self.adverts:
+        i = 0
+        while i < len(self.adverts):
+            minute = self.adverts[i][0]
+            burst = []
+            while i < len(self.adverts) and self.adverts[i][0] == minute:
+                _, addr, rssi, adv, adv_type = self.adverts[i]
+                burst.append({"addr": addr, "addr_type": 1, "rssi": rssi, "adv": adv.hex(), "adv_type": adv_type})
+                i += 1
             await self.at_sim(minute * 60)
             if self.sensor_on:
-                self.to_fw({"adv": adv.hex(), "addr": addr, "rssi": rssi})
+                self.to_fw({"air": burst})   # heard together: one batch of scan IRQs
 
     async def noise(self, n):
         # Each neighbour advertises about once per simulated 10 s from a fresh random address, capped at
@@ -399,12 +425,17 @@ class Sim:
                     adv = bytes.fromhex("020106") + bytes([9, 0x09]) + b"Bulb-%03d" % rng.getrandbits(8)
                 else:            # random manufacturer data
                     adv = bytes.fromhex("020106") + bytes([11, 0xFF]) + rng.randbytes(10)
-                self.to_fw({"adv": adv.hex(), "addr": addr, "rssi": -90 + rng.getrandbits(5)})
+                self.to_fw({"air": {"addr": addr, "addr_type": 1, "adv_type": 3, "adv": adv.hex(),
+                                    "rssi": -90 + rng.getrandbits(5)}})
             await asyncio.sleep(0.02)
 
     # ---- firmware process and its outputs --------------------------------------------------------
     async def on_link(self, reader, writer):
         self.link_writer = writer
+        try:   # GATT answers are small lines: no Nagle delay on them (a round trip per BLE operation)
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
         try:
             await reader.readline()  # hello
         finally:
@@ -415,7 +446,9 @@ class Sim:
                 if not line:
                     break
                 if self.peer is not None and line.startswith(b'{"ble"'):
-                    self.peer.from_fw(json.loads(line)["ble"])  # GATT request to the CGMS peripheral
+                    req = json.loads(line)["ble"]      # from the virtual controller to a peripheral
+                    if req.get("addr") == self.peer.addr:
+                        self.peer.from_fw(req)
         except Exception:
             pass
 
@@ -512,9 +545,13 @@ class Sim:
         self.events_out = open(args.events, "w") if args.events else sys.stdout
         env = dict(os.environ, NIGHTSTAND_BOARD="host", NIGHTSTAND_SIM="127.0.0.1:%d" % link_port,
                    NIGHTSTAND_CONFIG=cfg_path, NIGHTSTAND_SECRETS=sec_path, NIGHTSTAND_DATA=data_dir,
-                   # NIGHTSTAND_MICROPYPATH: tools/soak.py's frozen build takes umqtt from its frozen modules
+                   # NIGHTSTAND_MICROPYPATH: tools/soak.py's frozen build takes umqtt, aioble and the virtual
+                   # hardware from its frozen modules
                    MICROPYPATH=(os.environ.get("NIGHTSTAND_MICROPYPATH")
-                                or os.path.join(ROOT, ".deps", "lib") + ":.frozen"))
+                                or ":".join((os.path.join(ROOT, ".deps", "lib"),
+                                             # the host's virtual hardware, from the tree that runs (an .mpy
+                                             # tree with --fw-root: compiling it here would cost the heap)
+                                             os.path.join(args.fw_root or ROOT, "tools", "virtual_hw"), ".frozen"))))
         cmd = [find_micropython(args.micropython)]
         if args.heapsize:
             cmd += ["-X", "heapsize=" + args.heapsize]

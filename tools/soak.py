@@ -79,10 +79,12 @@ def mpy_tree(cross=None):
     _, errors = bench_mpy.compile_all(root, cross)
     if errors:
         raise RuntimeError("mpy-cross failed: %s" % errors)
-    os.makedirs(os.path.join(root, "umqtt"))
-    open(os.path.join(root, "umqtt", "__init__.py"), "w").close()
-    extra = [(os.path.join(".deps", "lib", "umqtt", "simple.py"), os.path.join("umqtt", "simple.mpy"))]
-    extra += [(src, src[:-3] + ".mpy") for src in bench_mpy.deploy.HOST_ONLY]  # the host board itself
+    # umqtt and aioble come from .deps/lib (tools/install_deps.py; the simulator puts it on MICROPYPATH).
+    extra = [(src, src[:-3] + ".mpy") for src in bench_mpy.deploy.HOST_ONLY]  # the host board itself
+    vhw = os.path.join("tools", "virtual_hw")   # its virtual hardware, found next to firmware/
+    extra += [(os.path.join(vhw, f), os.path.join(vhw, f[:-3] + ".mpy"))
+              for f in sorted(os.listdir(os.path.join(ROOT, vhw))) if f.endswith(".py")]
+    os.makedirs(os.path.join(root, vhw), exist_ok=True)
     for src, dst in extra:
         subprocess.run([cross, "-O0", "-o", os.path.join(root, dst), os.path.join(ROOT, src)], check=True)
     shutil.copy(os.path.join(ROOT, "main.py"), root)

@@ -1,12 +1,13 @@
 # Board adapters. One module per board kind: firmware.hal.host (simulator) and firmware.hal.esp32.
+# They import firmware.core and firmware.lib, never firmware.shell: the app (the composition root) hands
+# them what they need from the config (board.set_networks(), where a board has it).
 #
 # A board object offers exactly this surface to the shell (keep it small; add here first):
 #   board.name                 board config "name"
 #   board.clock                Clock: ticks_ms(), async sleep_ms(ms), wall_ms() -> epoch ms or None
-#   board.ble                  the aioble surface the firmware uses:
-#                              ble.scan(duration_ms, interval_us=, window_us=, active=False)
-#                                -> async context manager, async-iterable of results with
-#                                   .device.addr (bytes), .device.addr_hex(), .rssi, .adv_data (bytes)
+#   board.ble                  the aioble module itself (micropython-lib: core, central, client, security),
+#                              opened by firmware/hal/ble.py on both boards; on the host it runs over the
+#                              virtual `bluetooth` module in tools/virtual_hw/ (host only)
 #   board.led.show(rgb)        rgb = (r, g, b) 0..255, or None/(0,0,0) = dark.
 #                              A plain LED lights for any non-dark colour.
 #   board.buzzer.tone(hz)      hz = 0 silences; the piezo kind decides how it is driven

@@ -9,7 +9,7 @@ import asyncio
 
 from firmware.core import board as board_schema
 from firmware.core import ticks
-from firmware.shell.clock import Clock as BaseClock
+from firmware.lib.clock import Clock as BaseClock
 from firmware.hal.esp32_button import Button, make_pin
 from firmware.hal.esp32_buzzer import make_buzzer
 from firmware.hal.esp32_led import make_led
@@ -36,6 +36,7 @@ _WDT_MIN_MS = const(2000)
 # within that), and re-read NTP every 6 h: the ESP32 RTC drifts up to a few seconds a day.
 _NET_CHECK_MS = const(5000)
 _NTP_EVERY_MS = const(6 * 3600 * 1000)
+_NETWORKS_WAIT_MS = const(5000)   # for the app to hand over wifi.networks from the config
 # Safe-mode button sampling: the button must read pressed for this many consecutive 10 ms samples
 # (50 ms), so a bounce or interference spike at power-on does not skip the firmware.
 _SAFE_SAMPLES = const(5)
@@ -182,6 +183,7 @@ class Esp32Board:
         self._button = Button(board_cfg["button"], self.clock, board_cfg["debounce_ms"],
                               board_cfg["long_press_ms"])
         self.wifi = Wifi(self.clock, networks, self.emit)
+        self._networks_given = bool(networks)
         try:
             import os
             os.mkdir(data_dir)
@@ -193,18 +195,19 @@ class Esp32Board:
         network, so the alarm path runs from the first second even with the router off."""
         asyncio.create_task(self._network_task())
 
-    def _networks_from_config(self):
-        try:
-            from firmware.shell import config_store
-            cfg, _err = config_store.load(self.data_dir)  # the app reports a bad config itself
-            return cfg["wifi"]["networks"]
-        except Exception as e:
-            self.emit({"event": "fault", "name": "wifi_config", "why": repr(e)})
-            return []
+    def set_networks(self, networks):
+        """The gateway config's wifi.networks, given by the app once it has loaded the config (the board
+        adapter reads no config of its own: firmware/hal does not import the shell)."""
+        self.wifi.set_networks(networks)
+        self._networks_given = True
 
     async def _network_task(self):
-        if not self.wifi.has_networks():
-            self.wifi.set_networks(self._networks_from_config())
+        # The app loads the config right after start() and before its first await, so the networks are
+        # normally here at once; a short wait covers an app that awaits something first.
+        waited = 0
+        while not self._networks_given and waited < _NETWORKS_WAIT_MS:
+            await self.clock.sleep_ms(_JOIN_POLL_MS)
+            waited += _JOIN_POLL_MS
         if not self.wifi.has_networks():
             # Said once, not every 5 s: the bedside alarm works without Wi-Fi; the app's wifi
             # link shows "down" for as long as this lasts.
@@ -227,8 +230,8 @@ class Esp32Board:
     @property
     def ble(self):
         if self._ble is None:
-            import aioble
-            self._ble = aioble
+            from firmware.hal.ble import open_ble
+            self._ble = open_ble(self.data_dir)
         return self._ble
 
     async def button(self):

@@ -1,10 +1,17 @@
-# Host board: the firmware under the MicroPython unix port, driven by tools/sim.py.
+# Host board: the firmware under the MicroPython unix port, driven by tools/sim.py. HOST ONLY.
+# The BLE path is the board's: the real aioble (.deps/lib, tools/install_deps.py) over a virtual
+# `bluetooth` module (tools/virtual_hw/bluetooth.py, put on sys.path here and nowhere else), opened by
+# firmware/hal/ble.py as on the ESP32; the LED and buzzer are the ESP32 adapter's drivers over virtual
+# machine.Pin/PWM and neopixel (tools/virtual_hw). What stays host-only is small: the scaled clock (and
+# aioble's timeouts on it), the simulator link, the event log on stdout, the Wi-Fi and button stand-ins,
+# the watchdog report, fault injection and the flash-write counter.
 # The simulator listens on a loopback port (NIGHTSTAND_SIM=host:port) and sends JSON lines:
 #   {"start": {"speed": N, "wall_ms": ms|null, "ticks0": n}}   scenario time 0 (sent once)
-#   {"adv": "<hex>", "addr": "aa:bb:..", "rssi": -61}           an advertisement on the air
+#   {"air": ...} {"rsp": ...} {"evt": ...}    the radio: adverts, GATT answers and events for the
+#                                             virtual controller (message formats in its header)
+#   {"adv": "<hex>", "addr": "aa:bb:..", "rssi": -61}           one non-connectable advert (captures)
+# and the controller sends {"ble": {...}} GATT requests back on the same link.
 #   {"wifi": true|false}   {"button": "short"|"long"}   {"quit": true}
-#   {"ble_rsp": ...} {"ble_evt": ...} {"periph": ...}            the CGMS peripheral (virtual_aioble.py)
-# and the firmware sends {"ble": {...}} GATT requests back on the same link.
 #   {"dns": true|false}    name lookups fail while false (fault tests)
 #   {"flash": true|false}  writes to the data dir fail with ENOSPC while false (flash full)
 #   {"inject": "crash_radio"|"crash_tick"|"crash_player"|"hang_radio"}  host-only fault injection
@@ -12,6 +19,7 @@
 # one is also a host-only `flash` event {"path", "bytes"} (the bench's flash bytes per reading).
 # Events go to stdout as JSON lines (the simulator writes them to the --events file).
 import gc
+import io
 import json
 import os
 import sys
@@ -19,9 +27,57 @@ import sys
 import asyncio
 
 from firmware.core import ticks
-from firmware.hal.virtual_aioble import VirtualRadio
-from firmware.shell.clock import ScaledClock, hang_bound_ms
-from firmware.shell.mailbox import Mailbox
+from firmware.lib.clock import ScaledClock, hang_bound_ms
+from firmware.lib.mailbox import Mailbox
+
+# tools/virtual_hw/ next to firmware/: MicroPython's hardware modules as the host plays them.
+_VHW = __file__.rsplit("firmware/hal/", 1)[0] + "tools/virtual_hw"
+if _VHW not in sys.path:
+    sys.path.append(_VHW)
+
+
+class _HostFlag:
+    """asyncio.ThreadSafeFlag's behaviour (one waiter; wait() returns once per set(), clearing it) on
+    an asyncio.Event. The unix port polls a ThreadSafeFlag only between 10 ms waits of its system poll
+    (extmod/modselect.c), so every BLE event aioble waits for would come ~10 ms of real time late: at
+    speed 600 that is 6 s of scenario time per GATT step or scan window. On a board IRQs set it."""
+
+    def __init__(self):
+        self._ev = asyncio.Event()
+
+    def set(self):
+        self._ev.set()
+
+    def clear(self):
+        self._ev.clear()
+
+    async def wait(self):
+        await self._ev.wait()
+        self._ev.clear()
+
+
+class _HostAsyncio:
+    """What aioble's modules see as `asyncio` on the host (the scaled clock's part): operation
+    timeouts (`with conn.timeout(ms)`, connect, pair) sleep on the board clock instead of real ms, and
+    ThreadSafeFlag is _HostFlag. Every other name is asyncio's own."""
+
+    ThreadSafeFlag = _HostFlag
+
+    def __init__(self, clock):
+        self._clock = clock
+
+    def __getattr__(self, name):
+        return getattr(asyncio, name)
+
+    def sleep_ms(self, ms):
+        # Never less than PEER_REAL_MS of real time: a round trip over the simulator link is a few real
+        # ms, which at speed 300 is a second of scenario time; that is not a stalled peer.
+        return asyncio.sleep_ms(max(int(ms / self._clock.speed), PEER_REAL_MS))
+
+
+# The shortest real wait for an answer from a simulated peer (aioble's timeouts and the virtual
+# controller's connect, ATT and SMP timeouts): tests of those limits run at a low --speed.
+PEER_REAL_MS = 250
 
 
 class VirtualLed:
@@ -63,8 +119,9 @@ class VirtualWlan:
 _ENOSPC = 28
 
 
-class _CountedFile:
-    """A writable file under the data dir: counts bytes written, fails them while flash is full."""
+class _CountedFile(io.IOBase):
+    """A writable file under the data dir: counts bytes written, fails them while flash is full.
+    An io.IOBase, so json.dump (aioble's bonding keys) can write to it as to a real file."""
 
     def __init__(self, f, board, path):
         self._f, self._board, self._path = f, board, path
@@ -91,24 +148,14 @@ class _CountedFile:
     def close(self):
         return self._f.close()
 
+    def ioctl(self, req, arg):
+        return 0
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self._f.close()
-
-
-class _DnsFaults:
-    """Stands in for the socket module inside mqtt_guard: lookups fail while the board says so."""
-
-    def __init__(self, real, board):
-        self._real, self._board = real, board
-        self.socket = real.socket
-
-    def getaddrinfo(self, *a):
-        if not self._board.dns_ok:
-            raise OSError(-2)  # EAI_NONAME, as a name that does not resolve
-        return self._real.getaddrinfo(*a)
 
 
 class _HostWatchdog:
@@ -136,8 +183,17 @@ class _HostWatchdog:
                              "why": "not fed: a board resets here; the host goes on"})
 
 
-def _addr_bytes(text):
-    return bytes(int(p, 16) for p in text.split(":"))
+def _drivers(board_cfg):
+    """The ESP32 adapter's own LED and buzzer drivers over tools/virtual_hw (machine.Pin/PWM, neopixel),
+    as the board config asks for them (board_configs/host.json); a config without them (a bench's) gets
+    plain recorders."""
+    if "led" not in board_cfg or "buzzer" not in board_cfg:
+        return VirtualLed(), VirtualBuzzer()
+    from firmware.hal.esp32_buzzer import make_buzzer
+    from firmware.hal.esp32_led import make_led
+    # board_configs/host.json is checked with the other board files (host_tests/unit); the schema
+    # module is not loaded for it here, as an ESP32 loads it only to check /board.json at boot.
+    return make_led(board_cfg["led"]), make_buzzer(board_cfg["buzzer"])
 
 
 class HostBoard:
@@ -146,9 +202,8 @@ class HostBoard:
     def __init__(self, board_cfg):
         self.name = board_cfg.get("name", "host")
         self.clock = ScaledClock()
-        self.ble = VirtualRadio(self.clock)
-        self.led = VirtualLed()
-        self.buzzer = VirtualBuzzer()
+        self._ble = None
+        self.led, self.buzzer = _drivers(board_cfg)
         self.wifi = VirtualWlan()
         self.data_dir = os.getenv("NIGHTSTAND_DATA") or "data"
         self.presses = Mailbox(4)
@@ -165,6 +220,26 @@ class HostBoard:
         self._heap_trace = os.getenv("NIGHTSTAND_HEAP_TRACE") == "1"
         self._heap_low = None
         self._install_open()
+
+    @property
+    def ble(self):
+        """The real aioble over the virtual controller, opened as the ESP32 adapter opens it."""
+        if self._ble is None:
+            gc.collect()   # as open_ble() does, before the virtual controller's import too
+            import bluetooth
+            bluetooth.attach(self.clock, self._send, PEER_REAL_MS)
+            from firmware.hal.ble import open_ble
+            self._ble = open_ble(self.data_dir)
+            host_asyncio = _HostAsyncio(self.clock)
+            for name in ("device", "central", "client", "security"):
+                mod = getattr(self._ble, name, None)
+                if mod is not None and getattr(mod, "asyncio", None) is asyncio:
+                    mod.asyncio = host_asyncio
+        return self._ble
+
+    def _send(self, msg):
+        if self._reader is not None:
+            self._writer.write((json.dumps(msg) + "\n").encode())
 
     def _install_open(self):
         import builtins
@@ -196,7 +271,10 @@ class HostBoard:
             return
         host, port = where.rsplit(":", 1)
         self._reader, self._writer = await asyncio.open_connection(host, int(port))
-        self.ble.link = self._writer  # GATT requests to the simulated CGMS peripheral
+        try:   # TCP_NODELAY: every BLE operation is a small request and answer on this link
+            self._writer.s.setsockopt(6, 1, 1)
+        except (AttributeError, OSError, KeyError):
+            pass
         self._writer.write(b'{"hello": "nightstand"}\n')
         await self._writer.drain()
         while True:
@@ -219,22 +297,25 @@ class HostBoard:
                 msg = json.loads(line)
             except ValueError:
                 continue
-            if "adv" in msg:
-                self.ble.hear(_addr_bytes(msg.get("addr", "00:00:00:00:00:00")),
-                              msg.get("rssi", -70), bytes.fromhex(msg["adv"]))
-            elif "ble_rsp" in msg or "ble_evt" in msg or "periph" in msg:
-                self.ble.from_sim(msg)  # CGMS peripheral: answers, notifications, advertising
+            if "air" in msg or "rsp" in msg or "evt" in msg:
+                import bluetooth
+                bluetooth.feed(msg)
+            elif "adv" in msg:
+                import bluetooth
+                bluetooth.feed({"air": {"addr": msg.get("addr", "00:00:00:00:00:00"), "adv_type": 3,
+                                        "rssi": msg.get("rssi", -70), "adv": msg["adv"]}})
             elif "wifi" in msg:
                 self.wifi.up = bool(msg["wifi"])
             elif "dns" in msg:
                 self.dns_ok = bool(msg["dns"])
-                from firmware.shell import mqtt_guard
-                if not isinstance(mqtt_guard._socket, _DnsFaults):
-                    mqtt_guard._socket = _DnsFaults(mqtt_guard._socket, self)
+                import socket   # tools/virtual_hw/socket.py when the simulator runs the firmware
+                if hasattr(socket, "set_dns"):
+                    socket.set_dns(self.dns_ok)
             elif "flash" in msg:
                 self.flash_ok = bool(msg["flash"])
             elif msg.get("inject") == "hang_radio":
-                self.ble.wedged = True
+                import bluetooth
+                bluetooth.wedge()
             elif "inject" in msg:
                 self.inject.add(msg["inject"])
             elif "button" in msg:
@@ -263,10 +344,8 @@ class HostBoard:
         after a collection, the block map and what the virtual radio holds, as plain lines the
         simulator passes to its stderr."""
         import micropython
-        scan = self.ble._scan
-        print("HEAPTRACE begin t=%d free=%d inbox=%d scan_results=%d" % (
-            self.clock.scenario_s(), free, len(self.ble.inbox.items),
-            -1 if scan is None else len(scan.results)))
+        import bluetooth
+        print("HEAPTRACE begin t=%d free=%d radio=%s" % (self.clock.scenario_s(), free, bluetooth.stats()))
         micropython.mem_info(1)
         print("HEAPTRACE end")
 

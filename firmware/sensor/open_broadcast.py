@@ -30,6 +30,13 @@ _TREND_MAX = const(100)           # 10 mg/dL/min in 0.1 units: about twice the f
 _MINUTES_BACK = const(2)          # clock jitter a bridge may show between frames
 _NEW_SESSION = const(180)         # minutes below this after a big step back = a new sensor session
                                   # (warm-up is 30 min to 2 h, so a fresh session starts below it)
+# Replay window (docs/sensors.md, Open CGM broadcast): a frame up to 32 counters behind the newest one is
+# accepted once if it was not accepted before. A BLE stack may hand over a burst newest first
+# (micropython-lib aioble pops its scan queue from the end), so a genuine frame can arrive after a newer
+# one. Flags for the counters of the window live in a ring indexed by counter & 63 (64 > 32 + 1, so
+# the newest and the whole window never share a slot); only the newest counter is persisted.
+_WINDOW = const(32)
+_RING_MASK = const(63)
 
 REASONS = ("malformed", "version", "unknown_sensor", "plain_refused", "mic", "replay", "implausible")
 
@@ -68,6 +75,9 @@ class BroadcastReceiver:
         self._last_payload = None   # plaintext of the last accepted frame: repeats are dropped
         self._last_minutes = None
         self.duplicates = 0         # repeats of an accepted frame (bridges send each one a few times)
+        self.late = 0               # genuine frames accepted inside the replay window
+        self._seen = bytearray(_RING_MASK + 1)   # 1 = that counter of the window was accepted
+        self._base = None           # the newest counter _seen describes (None: not built yet)
 
     def accept(self, adv, _magic=_MAGIC, _none=_IRRELEVANT):
         """(Reading, None) accepted; (None, reason) refused; (None, None) not ours or a repeat.
@@ -116,13 +126,19 @@ class BroadcastReceiver:
                 return None, "plain_refused"
             payload = bytes(adv[start + 9:end])
         last = self.counters.get(sid)
+        late = False
         if last is not None and counter <= last:
-            # A repeat of the frame just accepted is not an attack: an encrypted frame with a good
-            # MIC can only come from the key holder, and a plain one must match byte for byte.
-            if counter == last and (enc or payload == self._last_payload):
-                self.duplicates += 1
-                return _IRRELEVANT
-            return None, "replay"
+            seen = self._window(last)
+            accepted = last - counter > _WINDOW or seen[counter & _RING_MASK]
+            if accepted:
+                # A repeat of the newest frame is not an attack: bridges send each frame a few times,
+                # an encrypted frame with a good MIC can only come from the key holder, and a plain one
+                # must match byte for byte. An older counter accepted before is a replay.
+                if counter == last and (enc or payload == self._last_payload):
+                    self.duplicates += 1
+                    return _IRRELEVANT
+                return None, "replay"
+            late = True
         g = payload[0] | (payload[1] << 8)
         t = payload[2]
         if t > 127:
@@ -141,13 +157,45 @@ class BroadcastReceiver:
             trend = None
         else:
             trend = t / 10
+        if late:
+            # Older than the newest by its counter, so older by its minutes too: the step-back check
+            # below is for frames that claim to be the newest.
+            self._seen[counter & _RING_MASK] = 1
+            self.late += 1
+            return Reading(sid, counter, mgdl, trend, minutes, status, "broadcast"), None
         lm = self._last_minutes
         if lm is not None and minutes + _MINUTES_BACK < lm and minutes >= _NEW_SESSION:
             return None, "implausible"
+        self._advance(last, counter)
         self.counters.put(sid, counter)
         self._last_payload = payload
         self._last_minutes = minutes
         return Reading(sid, counter, mgdl, trend, minutes, status, "broadcast"), None
+
+    def _window(self, newest):
+        """The ring for `newest`. Built the first time (after a reboot: from the persisted newest
+        counter alone), every counter of the window counts as accepted: what was accepted before the
+        reboot is not known, and refusing a late frame is safer than accepting a replay."""
+        if self._base != newest:
+            seen = self._seen
+            for i in range(_RING_MASK + 1):
+                seen[i] = 1
+            self._base = newest
+        return self._seen
+
+    def _advance(self, last, counter):
+        """counter is the new newest: slots of the counters skipped since `last` become free."""
+        seen = self._seen
+        if last is None or self._base != last or counter - last > _RING_MASK:
+            for i in range(_RING_MASK + 1):
+                seen[i] = 0
+        else:
+            c = last + 1
+            while c < counter:
+                seen[c & _RING_MASK] = 0
+                c += 1
+        seen[counter & _RING_MASK] = 1
+        self._base = counter
 
 
 def encode_frame(sensor_id, counter, mgdl, trend, minutes, status, bind_key=None):

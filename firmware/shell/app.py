@@ -187,6 +187,8 @@ async def main(board):
     cfg, err = _load_config(board.data_dir)
     if err is not None:
         print("config:", err)
+    if hasattr(board, "set_networks"):
+        board.set_networks(cfg["wifi"]["networks"])   # the board keeps Wi-Fi up; it reads no config
     app = App(board, cfg, err)
     await app.run()
 

@@ -1,5 +1,5 @@
-# Central for the Bluetooth SIG CGM Service 0x181F (docs/sensors.md), on the aioble surface
-# (the real aioble on the ESP32, firmware/hal/virtual_aioble.py on the host). Records in, readings to
+# Central for the Bluetooth SIG CGM Service 0x181F (docs/sensors.md), on aioble (the same micropython-lib
+# aioble on the ESP32 and on the host, where it runs over tools/virtual_hw/bluetooth.py). Records in, readings to
 # the core (CgmsTracker decides live vs backfilled), nothing else: the network is never on this path.
 #
 # A small state machine, one step at a time (aioble itself lets a connect cancel a running scan):
@@ -33,7 +33,12 @@ _SCAN_WINDOW_US = const(30000)
 _CONNECT_MS = const(10000)         # aioble's default: the controller tries this long, then gives up
 _PAIR_MS = const(20000)            # aioble's default for pair(); a wrong passkey ends here
 _OP_MS = const(3000)               # one GATT read/write: a few connection events, generously
-_POLL_MS = const(1000)             # wait per notification while connected: RACP answers are seen this often
+# One discovery step (service, each characteristic, a CCCD search): a few connection events on a
+# healthy peer. aioble ignores the timeout_ms of service()/characteristic()/descriptor(), so without
+# `with conn.timeout()` a peer that never answers holds the radio task for the stack's 30 s ATT
+# timeout: the supervisor's stall limit. 4 s names a stalled peer well within 10 s of connecting.
+_DISCOVER_MS = const(4000)
+_POLL_MS = const(1000)             # longest wait for a notification before the loop looks around
 _RACP_MS = const(60000)            # a whole RACP report: a day of records (288) at ~10 ms each is 3 s
 _QUIET_MS = const(900000)          # 3 measurement periods (5 min) with no record on a live link: reconnect
 _BACKOFF_MIN_MS = const(2000)
@@ -97,6 +102,10 @@ def parse_feature(b):
 
 
 class _Fail(Exception):
+    pass
+
+
+class _Stalled(Exception):
     pass
 
 
@@ -189,12 +198,12 @@ class CgmsCentral:
             self.step = "discover"
             self._alive()
             U = self._UUID
-            svc = await conn.service(U(_SVC_CGMS))
+            svc = await self._bounded(conn, conn.service(U(_SVC_CGMS)))
             if svc is None:
                 raise _Fail("no CGM service")
-            meas = await svc.characteristic(U(_CHR_MEASUREMENT))
-            feat = await svc.characteristic(U(_CHR_FEATURE))
-            racp = await svc.characteristic(U(_CHR_RACP))
+            meas = await self._bounded(conn, svc.characteristic(U(_CHR_MEASUREMENT)))
+            feat = await self._bounded(conn, svc.characteristic(U(_CHR_FEATURE)))
+            racp = await self._bounded(conn, svc.characteristic(U(_CHR_RACP)))
             if meas is None or feat is None or racp is None:
                 raise _Fail("CGM service lacks measurement, feature or RACP")
             self.step = "feature"
@@ -205,8 +214,9 @@ class CgmsCentral:
                 raise _Fail("CGM Feature " + e.reason)
             self.step = "subscribe"
             _deepen(meas)
-            await meas.subscribe(notify=True)
-            await racp.subscribe(notify=False, indicate=True)
+            # subscribe() searches the descriptors for the CCCD first: a discovery like the others.
+            await self._bounded(conn, meas.subscribe(notify=True))
+            await self._bounded(conn, racp.subscribe(notify=False, indicate=True))
             self.sessions += 1
             self.state = "session"
             self.step = "session"
@@ -215,6 +225,12 @@ class CgmsCentral:
             await self._serve(meas, racp)
         except ble.DeviceDisconnectedError:
             self._emit("disconnected", self.step)
+        except _Stalled:
+            # Connected and paired, then silence: the peer's GATT server is stuck, not absent. Said as
+            # such (a `peer_stalled` reject and the step), and the link is dropped below so the next
+            # attempt starts from a clean stack.
+            self._reject("peer_stalled")
+            self._emit("failed", "%s: peer_stalled (no answer in %d ms)" % (self.step, _DISCOVER_MS))
         except asyncio.TimeoutError:
             self._emit("failed", self.step + ": timeout")
         except ble.GattError as e:
@@ -232,6 +248,15 @@ class CgmsCentral:
                 except Exception:
                     pass  # already gone: the next session starts clean either way
         return self.records > 0
+
+    async def _bounded(self, conn, op):
+        """One discovery step under `with conn.timeout()`: _Stalled when the peer does not answer."""
+        self._alive()
+        try:
+            with conn.timeout(_DISCOVER_MS):
+                return await op
+        except asyncio.TimeoutError:
+            raise _Stalled()
 
     async def _serve(self, meas, racp):
         clock = self.clock
@@ -255,14 +280,16 @@ class CgmsCentral:
                     if cmd is not None:
                         self._racp_result = None
                         # listen before asking: the answer can come right after the write
-                        racp_task = asyncio.create_task(self._racp_answer(racp))
+                        racp_task = asyncio.create_task(self._racp_answer(racp, meas))
                         await racp.write(cmd, True, _OP_MS)
+                data = _queued(meas)
                 try:
-                    data = await meas.notified(_POLL_MS)
+                    if data is None:
+                        data = await meas.notified(_POLL_MS)
                 except asyncio.TimeoutError:
-                    data = _stranded(meas)
+                    data = None
                 except IndexError:
-                    # aioble's flag was set but its queue is empty (a value taken by _stranded
+                    # aioble's flag was set but its queue is empty (a value taken by _queued
                     # raced the flag): nothing to read, and the wait has cleared the flag.
                     data = None
                 now = clock.ticks_ms()
@@ -285,13 +312,18 @@ class CgmsCentral:
             if racp_task is not None and self._racp_result is None:
                 racp_task.cancel()
 
-    async def _racp_answer(self, racp):
+    async def _racp_answer(self, racp, meas):
         try:
             self._racp_result = cgms.parse_racp_response(await racp.indicated(_RACP_MS))
         except asyncio.TimeoutError:
             self._racp_result = "timeout"
         except Exception:
             self._racp_result = "disconnected"   # the session loop sees the link drop itself
+        # The session loop may be waiting for a notification: wake it, so the answer (which comes after
+        # the report's last record) ends the backfill now, not at the end of a poll.
+        ev = getattr(meas, "_notify_event", None)
+        if ev is not None:
+            ev.set()
 
     def _reject(self, reason):
         self.gw.on_reject(self.clock.ticks_ms(), reason)
@@ -318,22 +350,18 @@ class CgmsCentral:
         self.app.flush()
 
 
-def _stranded(ch):
-    """A notification left in a deepened queue that notified() did not announce, or None.
+def _queued(ch):
+    """A notification already in the (deepened) queue, or None: taken without waiting.
     aioble's IRQ handler sets the characteristic's flag only when its queue goes from empty to one
-    item, and the wait clears the flag: a second value arriving before the woken task runs sits
-    in the queue with the flag clear, and notified() waits for a flag nobody sets. Taking it here
-    (after a timeout) delays such a value by one poll, never loses it, and keeps the RACP answer
-    behind the records it reports."""
+    item, and the wait clears the flag: a second value arriving before the woken task runs sits in the
+    queue with the flag clear, and notified() would wait a whole poll for a flag nobody sets (the 1 s
+    tail of a backfill). So whatever is queued is taken first. The flag is left as it is: a flag left
+    set on an empty queue makes the next notified() raise IndexError, which the loop treats as
+    "nothing yet" (clearing it here could race an IRQ on a board and strand a value)."""
     q = getattr(ch, "_notify_queue", None)
     if q is None or not len(q):
         return None
-    data = q.popleft()
-    if not len(q):
-        ev = getattr(ch, "_notify_event", None)
-        if ev is not None:
-            ev.clear()   # no stale "ready" flag for an empty queue (popleft on empty would raise)
-    return data
+    return q.popleft()
 
 
 def _deepen(ch):

@@ -4,7 +4,7 @@ import asyncio
 
 from firmware.core.night import dim as night_dim
 from firmware.core.patterns import TABLE, buzz_rhythm, led_phase
-from firmware.shell.clock import wait_event
+from firmware.lib.clock import wait_event
 
 _ESCALATED_HZ = 600  # escalated alarms sound this much higher: a higher pitch carries through a door
 

@@ -13,7 +13,7 @@ import sys
 
 from firmware.core import ticks
 from firmware.core.faults import ClockWatch, HeapWatch
-from firmware.shell.clock import hang_bound_ms
+from firmware.lib.clock import hang_bound_ms
 from firmware.shell.crashlog import CrashLog
 
 from micropython import const

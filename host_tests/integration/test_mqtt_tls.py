@@ -99,39 +99,20 @@ def test_tls_with_a_wrong_ca_refuses_to_connect_and_shows_cloud_silent(tmp_path,
     assert f.payloads("availability") == [] and f.payloads("reading") == []
 
 
-# umqtt.simple 1.8 (frozen on boards) takes ssl=<context> and calls ssl.wrap_socket(sock,
-# server_hostname=server) itself; the index's 1.3.4 is what the host runs. This stand-in has 1.8's
-# constructor (no ssl_params, so tls.make_client takes its 1.8 branch) and makes 1.8's call, then lets
-# 1.3.4's code speak MQTT over the wrapped socket, all under MicroPython against the TLS broker.
-_FAKE_18 = r"""
+# umqtt.simple 1.8 (frozen on boards, and what tools/install_deps.py installs for the host) takes
+# ssl=<context> and calls ssl.wrap_socket(sock, server_hostname=server) itself. The real 1.8.0 runs here
+# under MicroPython against the TLS broker, through the same TlsWrapper and mqtt_guard as the gateway.
+_REAL_18 = r"""
 import sys
 sys.path.insert(0, ".")
 import umqtt.simple as simple
 from firmware.shell import mqtt_guard, tls
 
-Base = simple.MQTTClient
-
-class Client18(Base):
-    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0, ssl=None):
-        Base.__init__(self, client_id, server, port, user, password, keepalive)
-        self.ctx = ssl
-
-    def connect(self, clean_session=True):
-        ctx, server = self.ctx, self.server
-        class Once:      # 1.3.4 does `import ussl` when self.ssl is set: answer with 1.8's call
-            def wrap_socket(self, sock, **params):
-                assert not params   # 1.8 passes nothing but server_hostname
-                return ctx.wrap_socket(sock, server_hostname=server)
-        sys.modules["ussl"] = Once()
-        self.ssl = True
-        return Base.connect(self, clean_session)
-
-simple.MQTTClient = Client18
 mqtt_guard.install(simple, 3, lambda: None)
 m = {"host": "127.0.0.1", "port": int(sys.argv[1]), "keepalive": 30, "ca": sys.argv[2],
      "server_name": sys.argv[3]}
 c = tls.make_client(simple, "fake18", m, "gateway", sys.argv[4])
-assert isinstance(c.ctx, tls.TlsWrapper)
+assert isinstance(c.ssl, tls.TlsWrapper)
 try:
     c.connect()
     c.publish(b"fake18/hello", b"over tls", False, 1)
@@ -144,7 +125,7 @@ except Exception as e:
 def _run_fake18(tls_broker, ca, name, tmp_path):
     from host_tests.simrun import ROOT
     script = tmp_path / "fake18.py"
-    script.write_text(_FAKE_18)
+    script.write_text(_REAL_18)
     env = dict(os.environ, MICROPYPATH=os.path.join(ROOT, ".deps", "lib") + ":.frozen")
     r = subprocess.run([os.path.join(ROOT, ".venv", "bin", "micropython"), str(script),
                         str(tls_broker["tls_port"]), str(ca), name, SECRETS["mqtt_password"]],

@@ -122,7 +122,9 @@ def test_repeats_of_the_accepted_frame_are_dropped_quietly():
     assert rx.accept(adv) == (None, None)      # a bridge repeats each frame: not an attack
     assert rx.duplicates == 1
     older = ob.encode_frame(_SID, 6, 40, -3.0, 695, 0, _KEY)
-    assert rx.accept(older) == (None, "replay")
+    got, why = rx.accept(older)                 # late but genuine, inside the window: accepted once
+    assert why is None and got.seq == 6 and got.mgdl == 40
+    assert rx.accept(older) == (None, "replay")   # but only once
 
 
 def test_plain_frame_with_same_counter_but_other_value_is_a_replay():
@@ -211,3 +213,36 @@ def test_counter_write_failure_is_kept_until_a_write_works():
     store.path = good_dir
     store.flush()                            # a write works again: the fault can clear
     assert store.error is None and FileCounterStore(good_dir).get(_SID) == 6
+
+
+def test_a_burst_handed_over_newest_first_loses_no_reading():
+    # aioble pops its scan queue from the end: frames 3, 4, 5 heard together come as 5, 4, 3.
+    rx = _receiver()
+    assert rx.accept(ob.encode_frame(_SID, 2, 100, 0.0, 700, 0, _KEY))[1] is None
+    got = [rx.accept(ob.encode_frame(_SID, c, 100 + c, 0.0, 700 + 5 * c, 0, _KEY)) for c in (5, 4, 3)]
+    assert [(r.seq, why) for r, why in got] == [(5, None), (4, None), (3, None)]
+    assert rx.accept(ob.encode_frame(_SID, 4, 104, 0.0, 720, 0, _KEY)) == (None, "replay")
+    assert rx.accept(ob.encode_frame(_SID, 5, 105, 0.0, 725, 0, _KEY)) == (None, None)   # the newest again
+    assert rx.late == 2
+
+
+def test_the_replay_window_is_32_counters_behind_the_newest():
+    rx = _receiver()
+    assert rx.accept(ob.encode_frame(_SID, 100, 120, 0.0, 900, 0, _KEY))[1] is None
+    assert rx.accept(ob.encode_frame(_SID, 68, 120, 0.0, 740, 0, _KEY))[1] is None     # 32 behind
+    assert rx.accept(ob.encode_frame(_SID, 67, 120, 0.0, 735, 0, _KEY)) == (None, "replay")
+    plain = _receiver(allow_plain=True, key="")
+    assert plain.accept(ob.encode_frame(_SID, 10, 120, 0.0, 900, 0))[1] is None
+    assert plain.accept(ob.encode_frame(_SID, 9, 120, 0.0, 895, 0))[1] is None
+    # a plain frame with a counter already accepted but other bytes: refused, not a repeat
+    assert plain.accept(ob.encode_frame(_SID, 9, 40, 0.0, 895, 0)) == (None, "replay")
+
+
+def test_after_a_reboot_only_frames_newer_than_the_persisted_counter_are_accepted():
+    store = MemoryCounterStore()
+    rx = _receiver(store=store)
+    for c in (20, 22):
+        assert rx.accept(ob.encode_frame(_SID, c, 120, 0.0, 800 + c, 0, _KEY))[1] is None
+    rx2 = _receiver(store=store)                # the same counters after a reboot
+    assert rx2.accept(ob.encode_frame(_SID, 21, 120, 0.0, 821, 0, _KEY)) == (None, "replay")
+    assert rx2.accept(ob.encode_frame(_SID, 23, 120, 0.0, 823, 0, _KEY))[1] is None

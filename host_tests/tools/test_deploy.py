@@ -49,7 +49,7 @@ def test_dry_run_sequence_for_each_board(board, capsys, tmp_path):
         MP + "exec " + deploy.shlex.quote(deploy.MEM_PROBE),
         MP + "exec 'open(\"safe_mode\", \"w\").close()'",
         MP + "reset",
-        MP + "mip install aioble",
+        MP + "mip install aioble-core aioble-central aioble-client aioble-security",
         MP + "exec 'import umqtt.simple' || " + MP + "mip install umqtt.simple",
         MP + "rm -r :firmware || true",
         MP + "cp -r build/deploy/%s/firmware :" % board,

@@ -5,7 +5,10 @@
 #     a ThreadSafeFlag only when the queue goes from empty to one item;
 #   - a disconnection makes every operation waiting on the connection raise DeviceDisconnectedError;
 #   - a failed pairing is never reported: pair() just times out;
-#   - the passkey is given from an IRQ handler registered with core.register_irq_handler.
+#   - the passkey is given from an IRQ handler registered with core.register_irq_handler;
+#   - discovery ignores its timeout_ms: only `with conn.timeout(ms)` bounds it (DeviceTimeout cancels
+#     the waiting task and raises asyncio.TimeoutError).
+# The same central runs on the real aioble in the simulator tests (test_sim_sensors.py).
 import asyncio
 import os
 import sys
@@ -92,6 +95,7 @@ class Peer:
         self.racp = []          # RACP commands received
         self.lose = set()       # offsets whose report notification arrives on top of the next one
         self.bad_feature = False
+        self.stall = 0          # connections on which service discovery never answers
 
     def measure(self, offset, mgdl, bad_crc=False):
         rec = encode_record(offset, mgdl, None, self.crc)
@@ -237,11 +241,37 @@ class Connection:
         self.encrypted = True
 
     async def service(self, uuid, timeout_ms=2000):
+        if self.peer.stall:
+            self.peer.stall -= 1
+            await asyncio.Event().wait()   # aioble ignores timeout_ms here: only conn.timeout() ends it
         return Service(self) if uuid.v == 0x181F else None
+
+    def timeout(self, timeout_ms):
+        return DeviceTimeout(timeout_ms)
 
     async def disconnect(self, timeout_ms=2000):
         self.ble.log.append("disconnect")
         self.drop()
+
+
+class DeviceTimeout:
+    """aioble's DeviceTimeout: after timeout_ms the waiting task is cancelled, then TimeoutError."""
+
+    def __init__(self, timeout_ms):
+        self.ms, self.task, self.fired, self.handle = timeout_ms, asyncio.current_task(), False, None
+
+    def __enter__(self):
+        self.handle = asyncio.get_event_loop().call_later(self.ms / 1000 / SPEED, self._fire)
+
+    def _fire(self):
+        self.fired = True
+        self.task.cancel()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.handle.cancel()
+        if exc_type is asyncio.CancelledError and self.fired:
+            self.task.uncancel()
+            raise asyncio.TimeoutError
 
 
 class Device:
@@ -327,6 +357,7 @@ class Board:
 
     def emit(self, ev):
         ev["_sleeps"] = len(self.clock.sleeps)   # where in the clock's sleeps this happened
+        ev["_t"] = self.clock.ticks_ms()
         self.events.append(ev)
 
 
@@ -577,3 +608,23 @@ def test_a_wake_flag_left_set_on_an_empty_queue_does_not_end_the_session():
     app = _run(scenario, peer)
     assert _seqs(app) == [(600, False), (605, False)]
     assert [s for s, _ in app.states()].count("connected") == 1
+
+
+def test_a_peer_that_stalls_discovery_is_named_and_the_next_attempt_connects():
+    peer = Peer()
+    peer.stall = 1
+
+    async def scenario(app):
+        await _until(lambda: ("connected", None) in [(s, w) for s, w in app.states()])
+        peer.measure(700, 120)
+        await _until(lambda: app.gw.readings)
+    app = _run(scenario, peer)
+    states = app.states()
+    failed = [w for s, w in states if s == "failed"]
+    assert failed and failed[0].startswith("discover: peer_stalled"), states
+    assert app.gw.rejects[:1] == ["peer_stalled"], app.gw.rejects
+    # named after one bounded step (4 s), well before the stack's 30 s ATT timeout or the supervisor's
+    # 30 s stall limit; the link is dropped and the next attempt works
+    t = dict((e["state"], e["_t"]) for e in reversed(app.board.events) if e["event"] == "cgms")
+    assert t["failed"] - t["searching"] < 10000, t
+    assert app.board.ble.log.count("disconnect") >= 1 and app.board.ble.log.count("connect") == 2

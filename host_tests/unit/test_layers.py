@@ -78,7 +78,6 @@ def test_pure_layers_import_nothing_from_shell_or_hal(layer):
     assert _violations(layer, ("shell", "hal")) == []
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 helper removes hal->shell imports")
 def test_hal_imports_nothing_from_shell():
     assert _violations("hal", ("shell",)) == []
 
@@ -109,7 +108,7 @@ def test_no_import_cycle_at_module_level():
     assert _cycles(True) == []
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 helper: hal/virtual_aioble and virtual_gatt import each other "
-                   "inside functions")
+@pytest.mark.xfail(strict=False, reason="firmware.core.config and firmware.core.sources_schema import each other "
+                   "inside functions (the hal cycle of the old aioble stand-ins is gone with issue 12)")
 def test_no_import_cycle_even_through_imports_inside_functions():
     assert _cycles(False) == []
