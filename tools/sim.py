@@ -2,7 +2,7 @@
 """Nightstand host simulator: runs the real firmware under the MicroPython unix port and plays a trace.
 
     python tools/sim.py --trace FILE [--speed N] [--events FILE] [--broker HOST:PORT] [--config FILE]
-                        [--sensor broadcast|cgms] [--noise N] [--adverts FILE]
+                        [--sensor broadcast|cgms|dexcom_g6] [--noise N] [--adverts FILE]
 
 See docs/simulator.md for every flag, the trace format and the event log.
 Exits 0 when the scenario has been played; non-zero with a one-line reason on a bad trace, config or
@@ -51,6 +51,11 @@ trace_mod.EVENTS = trace_mod.EVENTS + INJECT_EVENTS
 # these events act on them (sensor_off/sensor_on act on the over-the-air sensor only).
 LAN_EVENTS = tuple("%s_%s" % (who, what) for who in ("phone", "ns") for what in ("down", "hang", "stale", "up"))
 trace_mod.EVENTS = trace_mod.EVENTS + LAN_EVENTS
+# --sensor dexcom_g6 (tools/simlib/g6_peer.py): the sensor session and the transmitter's slots.
+G6_EVENTS = ("g6_warmup", "g6_ok", "g6_expired", "g6_slot_taken", "g6_slot_free")
+trace_mod.EVENTS = trace_mod.EVENTS + G6_EVENTS
+G6_ADDR = "d4:4d:e6:12:34:56"
+G6_ID = "8G1234"
 
 
 # --speed: from a tenth of real time to 10 000x (a week in a minute); beyond, the host is the bottleneck
@@ -83,7 +88,7 @@ def parse_args(argv):
     p.add_argument("--broker", help="HOST:PORT of a broker to use instead of starting one")
     p.add_argument("--config", help="gateway config JSON (merged over the simulator defaults)")
     p.add_argument("--secrets", help="secrets JSON merged over the config")
-    p.add_argument("--sensor", choices=("broadcast", "cgms"), default=None,
+    p.add_argument("--sensor", choices=("broadcast", "cgms", "dexcom_g6"), default=None,
                    help="what the simulated CGM speaks (default: broadcast)")
     p.add_argument("--source", action="append", choices=("phone", "nightscout"), default=[],
                    help="also serve the trace as this network source on loopback (repeatable; with --sensor "
@@ -102,6 +107,13 @@ def parse_args(argv):
                    "until the next one, as a real one does; 0: each frame is on the air once")
     p.add_argument("--cgms-stall", type=int, default=0, metavar="N",
                    help="--sensor cgms: the peer stalls GATT discovery on its first N connections")
+    p.add_argument("--g6-id", default=G6_ID, metavar="ID",
+                   help="--sensor dexcom_g6: the simulated transmitter's id (default %s; the box is configured "
+                   "with the same unless --config gives sensor.transmitter_id)" % G6_ID)
+    p.add_argument("--g6-firmware", choices=("1", "2"), default="2",
+                   help="--sensor dexcom_g6: transmitter generation, 1 (1.x) or 2 (firefly, default)")
+    p.add_argument("--g6-phase-s", type=float, default=20.0, metavar="S",
+                   help="--sensor dexcom_g6: simulated second of its first advertising window (then every 300 s)")
     p.add_argument("--data", help="gateway data dir (default: a fresh temporary one)")
     p.add_argument("--fw-config", help="fault tests: write this file verbatim as the firmware's config.json, "
                    "unvalidated ('-': no config file at all); --config still sets the simulated CGM")
@@ -147,6 +159,8 @@ def load_config(args):
     secrets = _read_json(args.secrets, "secrets") if args.secrets else {}
     # CGMS: the simulated peripheral answers at CGM_ADDR unless the config names another address.
     base = {"sensor": {"kind": args.sensor or "broadcast", "bind_key": DEMO_BIND_KEY, "address": CGM_ADDR}}
+    if args.sensor == "dexcom_g6":
+        base["sensor"]["transmitter_id"] = args.g6_id
     if args.sensor:
         layer = _deep_merge(layer, {"sensor": {"kind": args.sensor}})
     layer = _deep_merge(base, layer)
@@ -309,6 +323,22 @@ class Sim:
             s = cfg["sensor"]
             self.peer = CgmsPeer(self.to_fw, s["address"].lower(), s["passkey"],
                                  stall_connections=args.cgms_stall, speed=args.speed)
+        elif self.radio and cfg["sensor"]["kind"] == "dexcom_g6":
+            from simlib.g6_peer import G6Peer
+            self.peer = G6Peer(self.to_fw, G6_ADDR, args.g6_id, "1.x" if args.g6_firmware == "1" else "firefly",
+                               glucose=self.glucose_at, clock=self.sim_s, speed=args.speed,
+                               phase_s=args.g6_phase_s)
+            self.sent = self.peer.reads   # the transmitter's usable measurements: each must reach the broker
+
+    def glucose_at(self, t):
+        """The G6's measurement at simulated second t: the newest trace value by then."""
+        v = 110
+        for row in self.rows:
+            if row.minute * 60 > t:
+                break
+            if row.mgdl is not None:
+                v = row.mgdl
+        return v
 
     def sim_s(self):
         return 0.0 if self.t0 is None else (time.monotonic() - self.t0) * self.speed
@@ -355,6 +385,9 @@ class Sim:
             who, mode = ev.split("_")
             self.lan_modes[who] = mode
             await self.apply_lan()
+        elif ev in G6_EVENTS:
+            if self.peer is not None and hasattr(self.peer, "scenario"):
+                self.peer.scenario(ev)
         elif ev in ("sensor_off", "sensor_on"):
             self.sensor_on = ev == "sensor_on"
             if self.peer is not None:
@@ -382,6 +415,8 @@ class Sim:
                     server.add(self.wall0 + int(row.minute * 60000), row.mgdl)
             if not self.radio:
                 continue
+            if self.peer is not None and hasattr(self.peer, "scenario"):
+                continue   # the G6 measures in its own windows (G6Peer.run_windows)
             if row.mgdl is not None and self.peer is not None:
                 self.sent.append(self.peer.measure(row.minute, row.mgdl))  # stored also out of range
             elif row.mgdl is not None and not self.adverts:
@@ -576,7 +611,9 @@ class Sim:
                                   "ticks0": args.ticks_start, "real0_ns": time.time_ns()}})
             tasks.append(asyncio.create_task(self.redraw()))
             if self.peer is not None:
-                self.peer.start()  # advertising, connectable
+                self.peer.start()  # advertising, connectable (a G6: in its windows)
+                if hasattr(self.peer, "run_windows"):
+                    tasks.append(asyncio.create_task(self.peer.run_windows()))
             if args.noise:
                 tasks.append(asyncio.create_task(self.noise(args.noise)))
             players = asyncio.gather(self.play(), *([self.replay_adverts()] if self.adverts else []))
@@ -653,8 +690,9 @@ def main(argv=None):
             raise SimError("the scenario would take %.0f h of real time at --speed %g (limit %d h): "
                            "raise --speed or shorten the trace" % (real_s / 3600, args.speed, MAX_REAL_S // 3600))
         cfg_layer, secrets, cfg = load_config(args)
-        if cfg["sensor"] and cfg["sensor"]["kind"] == "cgms" and args.adverts:
-            raise SimError("--adverts replays broadcast advertisements: use it without --sensor cgms")
+        if cfg["sensor"] and cfg["sensor"]["kind"] in ("cgms", "dexcom_g6") and args.adverts:
+            raise SimError("--adverts replays broadcast advertisements: use it without --sensor %s"
+                           % cfg["sensor"]["kind"])
         adverts = load_adverts(args.adverts) if args.adverts else []
         if args.broker:
             host, port = parse_hostport(args.broker)

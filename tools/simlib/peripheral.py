@@ -13,7 +13,9 @@
 #   p.stall = {"services", "characteristics", "descriptors", "read", "write", "pair", "mtu", "connect"}
 #                             operations the peer receives but never answers (the central's ATT timeout)
 # Hooks for subclasses: on_read(char) -> bytes or ATT error int; on_write(char, data) -> 0 or ATT error;
-# on_subscribe(char, notify, indicate); on_connect(); on_disconnect(why).
+# on_subscribe(char, notify, indicate) -> None/0 or an ATT error (the CCCD write is refused and left as
+# it was); on_pair(req) -> 0, or an error that refuses this pairing (e.g. before an application-level
+# auth); on_connect(); on_disconnect(why).
 # Handles are assigned in table order: service, then per characteristic its declaration, value and
 # (for notify/indicate) its CCCD (0x2902), as a GATT server lays them out.
 # Security: with secure=True nothing is readable, writable or subscribable before pairing (ATT error
@@ -90,7 +92,10 @@ class Peripheral:
         return 0
 
     def on_subscribe(self, char, notify, indicate):
-        pass
+        return 0
+
+    def on_pair(self, req):
+        return 0
 
     def on_connect(self):
         pass
@@ -188,9 +193,10 @@ class Peripheral:
             if op == "read":
                 return self._rsp(rid, 0, data=bytes((c.notify_on | c.indicate_on << 1, 0)).hex())
             v = bytes.fromhex(req.get("data", "")) + b"\x00\x00"
-            c.notify_on, c.indicate_on = bool(v[0] & 1), bool(v[0] & 2)
-            self.on_subscribe(c, c.notify_on, c.indicate_on)
-            return answer and self._rsp(rid, 0)
+            status = self.on_subscribe(c, bool(v[0] & 1), bool(v[0] & 2))
+            if not status:
+                c.notify_on, c.indicate_on = bool(v[0] & 1), bool(v[0] & 2)
+            return answer and self._rsp(rid, status or 0)
         if op == "read":
             if not c.props & READ:
                 return self._rsp(rid, 0x02)   # read not permitted
@@ -203,6 +209,9 @@ class Peripheral:
             self._rsp(rid, status or 0)
 
     def _pair(self, rid, req):
+        veto = self.on_pair(req)
+        if veto:
+            return self._rsp(rid, veto)
         key = req.get("key")
         if key and self.bond_key is not None and key == self.bond_key:
             self.paired = True
