@@ -20,6 +20,8 @@ it) against a real mosquitto on 127.0.0.1; nothing leaves loopback. Parts:
   offline   gateway death to `offline` at a subscriber: process killed (TCP FIN) and power cut (no FIN)
   silent    broker loss to `cloud_silent` on the box (broker down, broker hung)
   mpy       .mpy sizes and heap after import (tools/bench_mpy.py)
+  g6        a simulated day on a Dexcom G6: windows caught, window opening -> reading at the core,
+            the scan's share of the time between windows (tools/bench_g6.py)
   fuzz      >= 1 M inputs per decoder/parser (tools/fuzz.py; --quick: 100 000)
 The machine may be noisy: medians are reported, and ratios are taken within one run.
 Exit status 0 when every target is met, 1 when one is missed (the table says which), 2 when a part broke.
@@ -42,7 +44,7 @@ from simlib import faults  # noqa: E402
 
 PY = sys.executable
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
-PARTS = ("latency", "adverts", "memory", "flash", "replay", "boot", "offline", "silent", "mpy", "fuzz")
+PARTS = ("latency", "adverts", "memory", "flash", "replay", "boot", "offline", "silent", "mpy", "fuzz", "g6")
 
 
 class Table:
@@ -333,6 +335,21 @@ def part_mpy(tab, quick, raw):
     raw["mpy"] = {"error": tail[0]}
     tab.add("heap_after_import_free_B", "import the whole firmware under 64wK", "fails: " + tail[0][:60],
             note="tools/bench_mpy.py")
+
+
+def part_g6(tab, quick, raw):
+    """Issue 15: the G6 central over a simulated day (6 h with --quick) at 300x, no faults."""
+    import bench_g6
+    hours = 6.0 if quick else 24.0
+    res = bench_g6.measure(hours, 300.0)
+    raw["g6"] = res
+    tab.add("g6_windows_caught_pct", "G6 windows caught over %g h (%d of %d)" % (hours, res["caught"], res["windows"]),
+            res["caught_pct"], "%", target=100.0, better="ge", fmt="%.1f", note="no faults")
+    tab.add("g6_latency_median_s", "G6 window opening -> reading at the core (median)", res["latency_median_s"],
+            "s", fmt="%.1f", note="simulated time")
+    tab.add("g6_latency_p99_s", "  same, p99", res["latency_p99_s"], "s", fmt="%.1f")
+    tab.add("g6_scan_duty_pct", "G6 scanning share of time once the rhythm is known", res["scan_duty_pct"], "%",
+            fmt="%.1f", note="scan at 60 % duty inside it; the rest of the time the radio is Wi-Fi's")
 
 
 def part_fuzz(tab, quick, raw):

@@ -310,7 +310,7 @@ class G6Central:
                 await control.write(g6.DISCONNECT, True, _OP_MS)
             except Exception:
                 pass    # the disconnect below cleans up either way
-            self._emit("done")
+            self._emit("done", scan_ms=self.scan_ms)   # board ms scanned so far: make bench's duty cycle
         except ble.DeviceDisconnectedError:
             self._emit("failed", self.step + ": disconnected")
         except asyncio.TimeoutError:
