@@ -430,12 +430,15 @@ class G6Central:
         minutes = None if start is None else (g.timestamp - start) // 60
         r = Reading(self.tx_id, g.timestamp, g.mgdl, g.trend_mgdl_min(), minutes, status,
                     "dexcom_g6", backfilled)
+        now = self.clock.ticks_ms()
+        # measured (currentTime - timestamp) s before the time reply: dedup against the phone source
+        # compares measurement times (docs/sensors.md); a backfilled record is hours old, and taken as
+        # measured now the merge published it a second time beside the phone's copy (test_sim_g6.py)
+        ago = ticks.diff(now, at) + g6.measured_ago_s(now_tx, g.timestamp) * 1000
         wall = self.clock.wall_ms()
         if wall is not None:
-            # measured (currentTime - timestamp) s before the time reply: dedup against the phone
-            # source compares measurement times (docs/sensors.md)
-            r.wall_ms = wall - ticks.diff(self.clock.ticks_ms(), at) - g6.measured_ago_s(now_tx, g.timestamp) * 1000
-        self.gw.on_reading(self.clock.ticks_ms(), r)
+            r.wall_ms = wall - ago
+        self.gw.on_reading(now, r, ticks.add(now, -ago))
         self.app.flush()
         if not backfilled:
             m.last_ts = g.timestamp

@@ -328,7 +328,8 @@ class Gw:
     def __init__(self):
         self.readings, self.rejects, self.faults = [], [], {}
 
-    def on_reading(self, now, r):
+    def on_reading(self, now, r, measured_ms=None):
+        r.measured_ms = measured_ms   # the tick the transmitter measured it (the merge dedups on it)
         self.readings.append(r)
 
     def on_reject(self, now, reason):
