@@ -58,9 +58,11 @@ def _with_id(tmp_path, gateway, tx_id):
 
 
 def test_a_night_on_a_g6_alarms_a_low_within_its_window(tmp_path, mosquitto, gateway):
-    values = (130, 124, 118, 110, 102, 95, 88, 80, 74, 68, 66, 70, 78)
+    # At 30x: this one asserts every window is caught, and on the shared 2-core machine the firmware's
+    # sleep before a window overshot by half a real second under load (30 s of scenario time at 60x).
+    values = (104, 96, 88, 80, 74, 68, 66, 70, 78)
     rows = [(5 * i, v) for i, v in enumerate(values)]
-    rc, evs, err, got, states = _run(tmp_path, gateway, mosquitto, rows)
+    rc, evs, err, got, states = _run(tmp_path, gateway, mosquitto, rows, speed=30)
     assert rc == 0, err
     wins = [w for w in _windows(rows[-1][0] * 60) if w > 30]   # the box is still booting at 20 s
     live = [e for e in _readings(evs) if not e["backfilled"]]
@@ -183,7 +185,9 @@ def test_a_g6_and_the_phone_together_give_each_reading_once(tmp_path, mosquitto,
     sgv = [r["sgv"] for r in got]
     assert sgv == sorted(sgv) and len(set(sgv)) == len(sgv), got
     assert set(sgv) == set(v for _, v, _ in rows), got
-    sources = set(e["source"] for e in _readings(evs))
-    assert "dexcom_g6" in sources, sources
+    # the G6 was read in its windows (the phone, polled at once, usually delivers the same reading first)
+    sessions = [e for e in evs if e["event"] == "g6" and e["state"] == "done"]
+    assert len(sessions) >= 5, sessions
+    assert set(e["source"] for e in _readings(evs)) <= {"dexcom_g6", "phone"}
     by = dict((s["name"], s["state"]) for s in states[-1]["sources"])
     assert by.get("dexcom_g6") == "up" and by.get("phone") == "up", states[-1]
