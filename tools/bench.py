@@ -338,10 +338,11 @@ def part_mpy(tab, quick, raw):
 
 
 def part_g6(tab, quick, raw):
-    """Issue 15: the G6 central over a simulated day (6 h with --quick) at 300x, no faults."""
+    """Issue 15: the G6 central over a simulated day (6 h with --quick) at 120x, no faults (at 300x a
+    loaded machine misses windows: the firmware oversleeps by a fraction of a real second)."""
     import bench_g6
     hours = 6.0 if quick else 24.0
-    res = bench_g6.measure(hours, 300.0)
+    res = bench_g6.measure(hours, 120.0)
     raw["g6"] = res
     tab.add("g6_windows_caught_pct", "G6 windows caught over %g h (%d of %d)" % (hours, res["caught"], res["windows"]),
             res["caught_pct"], "%", target=100.0, better="ge", fmt="%.1f", note="no faults")

@@ -72,7 +72,7 @@ def figures(evs, hours):
             "faults": [e for e in evs if e.get("event") == "fault" and e.get("active")][:5]}
 
 
-def measure(hours=24.0, speed=300.0):
+def measure(hours=24.0, speed=120.0):
     from simlib import faults
     broker = faults.start_mosquitto()
     try:
@@ -85,7 +85,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--hours", type=float, default=24.0)
-    ap.add_argument("--speed", type=float, default=300.0)
+    ap.add_argument("--speed", type=float, default=120.0)
     a = ap.parse_args(argv)
     res = measure(a.hours, a.speed)
     with open(a.out, "w") as f:
