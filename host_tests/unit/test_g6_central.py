@@ -532,6 +532,9 @@ def test_a_40_minute_gap_is_backfilled_in_order_after_the_live_reading():
     assert not rs[i - 1][1] and rs[i - 1][0] > back[-1]
     for r in app.gw.readings:
         assert r.wall_ms - WALL0 == (r.seq - 1000000) * 1000
+    # the core gets the same measurement time as a tick (the merge dedups against the phone on it):
+    # a backfilled record is as old as its timestamp says, not "now"
+    assert len(set(r.wall_ms - r.measured_ms for r in app.gw.readings)) == 1
     assert [e["records"] for e in app.board.events if e.get("state") == "backfilled"] == [len(back)]
     req = [d for c, d in app.board.ble.writes if c == g6t.CONTROL and d[0] == 0x50][0]
     start, end = int.from_bytes(req[4:8], "little"), int.from_bytes(req[8:12], "little")
