@@ -29,6 +29,7 @@ import io
 import json
 import os
 import sys
+import time
 
 import asyncio
 
@@ -163,6 +164,32 @@ def _drivers(board_cfg):
     return make_led(board_cfg["led"]), make_buzzer(board_cfg["buzzer"])
 
 
+# The button's clock runs at most this many times real time: its 15 ms polls then cost 3 ms of real time
+# (the unix port's sleeps are whole ms), so the 30 ms debounce still sees two samples and a short press
+# reads as short. A press then lasts up to speed/5 times longer in scenario time: at speed 600 a short
+# press (_SHORT_HOLD_MS, then the debounce) reaches the app about 20 scenario seconds after the message.
+_BUTTON_SPEED = 5
+_SHORT_HOLD_MS = 120   # a parent's quick press: well past the debounce, far below the long press
+_MASK = 0x3FFFFFFF     # ticks_ms period 2**30, as on the ESP32
+
+
+class _ButtonClock:
+    """Host only: ticks_ms() and sleep_ms() for esp32_button.Button, at min(speed, _BUTTON_SPEED) times
+    real time (see _BUTTON_SPEED)."""
+
+    def __init__(self, clock):
+        self._clock = clock
+
+    def _k(self):
+        return max(1, min(self._clock.speed, _BUTTON_SPEED))
+
+    def ticks_ms(self):
+        return int(time.time_ns() * self._k() // 1000000) & _MASK
+
+    async def sleep_ms(self, ms):
+        await asyncio.sleep_ms(max(1, int(ms / self._k())))
+
+
 # The simulator's access point: what the host joins when the gateway config lists no network (the host
 # always had a link; a test of the "no networks" fault needs an ESP32).
 SIM_NETWORKS = ({"ssid": "nightstand-sim", "password": ""},)
@@ -183,6 +210,16 @@ class HostBoard(Esp32Board):
         self._networks_given = False
         self.data_dir = os.getenv("NIGHTSTAND_DATA") or "data"
         self.presses = Mailbox(4)
+        self._button = self._button_cfg = self._press_lock = None
+        if "button" in board_cfg:
+            # The ESP32 driver over a virtual input pin (board_configs/host.json); a bench's config has
+            # no button, and its presses go straight to the app.
+            from firmware.core import board as board_schema
+            from firmware.hal.esp32_button import Button
+            full = board_schema.build(board_cfg)
+            self._button_cfg = full
+            self._button = Button(full["button"], _ButtonClock(self.clock), full["debounce_ms"],
+                                  full["long_press_ms"])
         self.stopping = False
         # Host test hook: "crash_<task>" names from the simulator; the supervisor raises once inside
         # that task at its next check-in (firmware/shell/supervisor.py). hang_radio wedges the radio.
@@ -302,13 +339,33 @@ class HostBoard(Esp32Board):
             elif "inject" in msg:
                 self.inject.add(msg["inject"])
             elif "button" in msg:
-                self.presses.put(msg["button"])
+                if self._button is None:
+                    self.presses.put(msg["button"])
+                else:
+                    asyncio.create_task(self._press(msg["button"] == "long"))
             elif "quit" in msg:
                 self.stopping = True
                 return
 
     async def button(self):
-        return await self.presses.get()
+        if self._button is None:
+            return await self.presses.get()
+        return await Esp32Board.button(self)   # esp32_button.Button.wait() on the virtual pin
+
+    async def _press(self, long):
+        """Hold the virtual button pin down as a parent would: briefly, or past the long press, then let
+        it go for the debounce; presses sent close together are played one after the other."""
+        import machine
+        if self._press_lock is None:
+            self._press_lock = asyncio.Lock()
+        cfg = self._button_cfg
+        pin, down = cfg["button"]["pin"], 0 if cfg["button"]["active_low"] else 1
+        clock = self._button._clock
+        async with self._press_lock:
+            machine.Pin.drive(pin, down)
+            await clock.sleep_ms(cfg["long_press_ms"] + _SHORT_HOLD_MS if long else _SHORT_HOLD_MS)
+            machine.Pin.drive(pin, 1 - down)
+            await clock.sleep_ms(_SHORT_HOLD_MS)
 
     def emit(self, event):
         event["t"] = round(self.clock.scenario_s(), 3)

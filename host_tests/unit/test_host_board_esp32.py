@@ -1,7 +1,8 @@
 # The host board is the ESP32 adapter over virtual hardware (firmware/hal/host.py): its Wi-Fi is
 # esp32.Wifi and Esp32Board's network task driving a virtual network.WLAN, its wall clock comes from
 # Esp32Board.set_wall_from_ntp over the virtual ntptime, its watchdog is esp32._Watchdog over a virtual
-# machine.WDT that says where a board would reset. Run under the MicroPython unix port, as the simulator runs it.
+# machine.WDT that says where a board would reset, its button is esp32_button.Button on a virtual Pin.
+# Run under the MicroPython unix port, as the simulator runs it.
 import json
 import os
 import subprocess
@@ -55,6 +56,12 @@ async def main():
     out["fed_expired"] = wdt._wdt.expired
     await asyncio.sleep_ms(700)      # 70 s unfed (the bound is 0.5 s of real time: 50 s here)
     out["starved_expired"] = wdt._wdt.expired
+    # the button: esp32_button.Button polling a virtual machine.Pin that the simulator's message holds down
+    out["pin"] = type(board._button) is esp32.Button and type(board._button._pin) is machine.Pin
+    out["presses"] = []
+    for long in (False, True, False):
+        asyncio.create_task(board._press(long))
+        out["presses"].append(await asyncio.wait_for_ms(board.button(), 3000))
     board.stopping = True
     print("OUT " + json.dumps(out))
 
@@ -95,3 +102,4 @@ def test_host_board_runs_the_esp32_wifi_ntp_and_watchdog_code(tmp_path):
     wd = [e for e in evs if e["event"] == "watchdog"]
     assert wd[0] == {"event": "watchdog", "timeout_ms": 3000, "t": wd[0]["t"]}, wd
     assert [e for e in wd if e.get("expired")], wd
+    assert out["pin"] is True and out["presses"] == ["short", "long", "short"], out
