@@ -12,7 +12,8 @@ _LAST_GOOD = "/config.last_good.json"
 # drops them once the config is loaded (firmware/shell/app.py); tools/heap_profile.py reports them as
 # boot only. A new schema module the loader imports belongs here.
 BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-             "firmware.core.alarm_schema", "firmware.core.checks", "firmware.core.sources_schema")
+             "firmware.core.alarm_schema", "firmware.core.checks", "firmware.core.sources_schema",
+             "firmware.core.sensor_schema")
 
 
 def _read(path):
