@@ -105,8 +105,14 @@ class Uplink:
     def send(self, suffix, payload, qos=0, retain=False):
         with self.lock:
             if suffix == "state":
-                # only the newest state matters; replace an unsent one
-                self.pending = [p for p in self.pending if p[0] != "state"]
+                # only the newest state matters; replace an unsent one (in place: a state goes out on
+                # every reading, and a new list each time is garbage the alarm side makes for nothing)
+                pend = self.pending
+                i = len(pend) - 1
+                while i >= 0:
+                    if pend[i][0] == "state":
+                        pend.pop(i)
+                    i -= 1
             elif suffix == "health" and not self.connected:
                 return
             elif suffix == "reading" and self.away and isinstance(payload, dict):
