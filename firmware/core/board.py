@@ -89,6 +89,12 @@ _PARTS = ("led", "buzzer", "button")
 _NESTED = _PARTS + ("memory",)
 
 
+def _or_none(check):
+    """An optional size: None (absent, or null as build() writes it) passes, so a built config builds
+    again unchanged (the ESP32 board validates what the loader or a test already built)."""
+    return lambda v: None if v is None else check(v)
+
+
 def _schemas():
     """The schemas, built per call: board.build runs at boot only, so a running board keeps none."""
     return {
@@ -127,9 +133,9 @@ def _schemas():
             "class": (REQUIRED, one_of(*MEMORY_CLASSES)),
             "needs": (REQUIRED, one_of(*MEMORY_NEEDS)),
             # 16 KiB runs nothing useful; internal RAM tops out at 512 KiB on any ESP32 family chip
-            "heap_kib": (None, int_range(16, 512)),
+            "heap_kib": (None, _or_none(int_range(16, 512))),
             # 2 MiB (R2) to 32 MiB: the PSRAM parts MicroPython's esp32 port supports
-            "psram_kib": (None, int_range(2048, 32768)),
+            "psram_kib": (None, _or_none(int_range(2048, 32768))),
         },
     }
 

@@ -7,9 +7,9 @@ import time
 
 import asyncio
 
-from firmware.core import board as board_schema
 from firmware.core import ticks
 from firmware.shell.clock import Clock as BaseClock
+from firmware.shell.unload import forget
 from firmware.hal.esp32_button import Button, make_pin
 from firmware.hal.esp32_buzzer import make_buzzer
 from firmware.hal.esp32_led import make_led
@@ -169,7 +169,7 @@ class _Watchdog:
 class Esp32Board:
     def __init__(self, board_cfg, networks=(), data_dir="data"):
         # Validated here as well as by the tools: the loader passes the raw /board.json.
-        board_cfg = board_schema.build(board_cfg)
+        board_cfg = _validated(board_cfg)
         self.name = board_cfg["name"]
         self.cfg = board_cfg
         self.clock = Clock()
@@ -196,7 +196,13 @@ class Esp32Board:
     def _networks_from_config(self):
         try:
             from firmware.shell import config_store
-            cfg, _err = config_store.load(self.data_dir)  # the app reports a bad config itself
+            try:
+                cfg, _err = config_store.load(self.data_dir)  # the app reports a bad config itself
+            finally:
+                # the loader, the validator and its schema tables are boot only: left loaded here,
+                # they stayed in a board's heap for good after the app had dropped them
+                for name in config_store.BOOT_ONLY:
+                    forget(name)
             return cfg["wifi"]["networks"]
         except Exception as e:
             self.emit({"event": "fault", "name": "wifi_config", "why": repr(e)})
@@ -277,6 +283,17 @@ class Esp32Board:
         machine.reset()
 
 
+def _validated(raw):
+    """The board config through firmware.core.board. The validator and its chip tables are needed only
+    at boot: imported here and dropped again (config_store.BOOT_ONLY), not kept for the night."""
+    from firmware.core import board as board_schema
+    try:
+        return board_schema.build(raw)
+    finally:
+        forget("firmware.core.board")
+        forget("firmware.core.checks")
+
+
 def _file_exists(path):
     import os
     try:
@@ -295,7 +312,7 @@ def safe_mode_requested(board_cfg, pin=None, sleep_ms=None):
     if _file_exists(SAFE_MODE_FILE):
         return True
     try:
-        board_cfg = board_schema.build(board_cfg)   # raw /board.json is fine: fills the window
+        board_cfg = _validated(board_cfg)   # raw /board.json is fine: fills the window
         bcfg = board_cfg["button"]
         if pin is None:
             pin = make_pin(bcfg)
