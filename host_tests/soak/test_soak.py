@@ -17,7 +17,7 @@ import soak
 # Nightscout sources and Dexcom G6 central were merged (a day ran at 44 KiB); after the merge a day needed
 # 52 KiB; after the trims that followed (a lone broadcast sensor keeps no merge history, shorter JSON) a
 # day runs at 48 KiB again, with the `heap` fault showing much of it. A week at 48 KiB does not hold yet
-# (docs/boards.md): that part is measured by tools/bench_memory.py, not here.
+# (the uplink stops on day 5; docs/boards.md): that part is measured by tools/bench_memory.py, not here.
 FROZEN_TARGET = "48K"
 
 
