@@ -359,10 +359,10 @@ def test_crashing_tasks_in_an_outage_during_a_low(tmp_path, mosquitto, gateway, 
 FLOOD_SECRET = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f00112233445566778899aabbccddeeff"
 # The small-heap run of the memory issue on this 64-bit port, with the commands code loaded at boot (a
 # secret is set). With the real aioble over the host's virtual BLE controller (issue 12) and the sources
-# and G6 code, 128wK no longer boots (MemoryError building the receiver); a simulated day holds at 144wK
-# (host_tests/soak/test_soak.py, docs/boards.md), so 160wK is the smallest heap here with margin. The
-# board's own figure is the 32-bit frozen build's (tools/bench_memory.py).
-SMALL_HEAP = "160wK"
+# and G6 code, 128wK and 160wK no longer boot (MemoryError building the receiver: this run compiles the
+# firmware from source at boot, where the soak's day at 144wK runs .mpy files), 192wK does. The board's
+# own figure is the 32-bit frozen build's (tools/bench_memory.py).
+SMALL_HEAP = "192wK"
 # "Back within 1 KiB" is a board's 1 KiB: this port's objects are twice a 32-bit board's size.
 HEAP_BACK_BYTES = 2 * 1024
 

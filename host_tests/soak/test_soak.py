@@ -14,8 +14,10 @@ import deploy
 import soak
 
 # Issue 16's target: with Nightstand frozen in, the gateway runs in 48 KiB. Met before main's phone and
-# Nightscout sources and Dexcom G6 central were merged (a day ran at 44 KiB); since then a day needs 52 KiB
-# (tools/bench_memory.py), so the target is a strict xfail: the day it fits again, this says so.
+# Nightscout sources and Dexcom G6 central were merged (a day ran at 44 KiB); after the merge a day needed
+# 52 KiB; after the trims that followed (a lone broadcast sensor keeps no merge history, shorter JSON) a
+# day runs at 48 KiB again, with the `heap` fault showing much of it. A week at 48 KiB does not hold yet
+# (the uplink stops on day 5; docs/boards.md): that part is measured by tools/bench_memory.py, not here.
 FROZEN_TARGET = "48K"
 
 
@@ -44,9 +46,6 @@ def test_two_days_with_advert_noise_hold_the_frozen_build_in_what_deploy_asks(mo
                      broker_port=mosquitto.port, build="frozen32"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 16's 48 KiB target for the frozen build is missed since main's sources/G6 merge: a simulated "
-    "day needs 52 KiB (tools/bench_memory.py; docs/boards.md, 'Memory: which build a board needs')"))
 def test_a_day_with_advert_noise_runs_the_frozen_build_in_48k(mosquitto):
     _build("frozen32")
     r = soak.soak(days=1, heap=FROZEN_TARGET, speed=3000, noise=200, broker_port=mosquitto.port,
