@@ -25,6 +25,9 @@
    that comes and goes.
 All sizes are bytes of this 64-bit unix port (objects are twice their 32-bit size; bytecode and
 strings are not), measured in one process each. Heap sizes are -X heapsize (64wK = 128 KiB here).
+--build frozen32 / plain32 takes the import costs (and --runtime) on the 32-bit builds instead (tools/soak.py
+--build; heap in plain K, e.g. --heap 256K): frozen32 imports everything, the virtual hardware too, from
+its frozen modules, so only their objects are counted, as on a board with Nightstand frozen in.
 """
 import argparse
 import collections
