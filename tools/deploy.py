@@ -160,7 +160,7 @@ def check_board(impl, chip, cross_ver):
 # The Python heap the gateway needs, measured on 32-bit builds of MicroPython v1.28.0 (tools/soak.py
 # --bisect, as tools/bench_memory.py does for `make bench`) with the real aioble 0.6.2 and umqtt.simple
 # 1.8.0 over the host's virtual controller: the smallest heap that runs a simulated day with --noise 200
-# (2026-11-30, two bisects each: frozen 64 KiB, 60 KiB hit MemoryError; .mpy files 184 KiB, 180 and
+# (2026-11-30, two searches each: frozen 64 KiB, 60 KiB hit MemoryError; .mpy files 184 KiB, 180 and
 # 176 KiB hit MemoryError; 4 KiB steps), plus the same 8 KiB margin as before the real aioble: at the
 # smallest heap there is no slack for a crowded sky (the soak's advert rate is far below a street's),
 # NimBLE's event allocations and TLS objects on a board, and the CI soaks (host_tests/soak/test_soak.py)
