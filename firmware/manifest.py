@@ -1,6 +1,6 @@
 # Nightstand freeze manifest: firmware with the gateway, the aioble parts it uses and umqtt.simple
 # frozen into flash. Frozen bytecode and strings run from flash, so only objects the code creates take
-# heap: on a 32-bit build the gateway's heap after boot drops from ~65 KiB (.mpy files) to ~15 KiB
+# heap: on a 32-bit build the gateway's heap after boot drops from ~64 KiB (.mpy files) to ~16 KiB
 # (docs: "Boards and memory"). A maker builds it with MicroPython's own build, e.g. for a plain ESP32:
 #
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/nightstand/firmware/manifest.py

@@ -139,6 +139,11 @@ def _fw_main(ctl, port, n, speed, phone_port):
         board.stopping = True
 
     async def main():
+        # The ESP32 adapter's Wi-Fi upkeep over the virtual network (the simulator's AP, always up here);
+        # not board.start(), which would restart the clock the bench has started.
+        from firmware.hal.esp32 import Esp32Board
+        board.set_networks([])
+        await Esp32Board.start(board)
         asyncio.create_task(driver())
         await app.run()
 

@@ -25,6 +25,9 @@
    that comes and goes.
 All sizes are bytes of this 64-bit unix port (objects are twice their 32-bit size; bytecode and
 strings are not), measured in one process each. Heap sizes are -X heapsize (64wK = 128 KiB here).
+--build frozen32 / plain32 takes the import costs (and --runtime) on the 32-bit builds instead (tools/soak.py
+--build; heap in plain K, e.g. --heap 256K): frozen32 imports everything, the virtual hardware too, from
+its frozen modules, so only their objects are counted, as on a board with Nightstand frozen in.
 """
 import argparse
 import collections
@@ -42,8 +45,10 @@ import soak  # noqa: E402
 
 from deploy import HOST_ONLY as _HOST_FILES  # noqa: E402  (the modules that never go to a board)
 
-# ... and the virtual hardware the host board runs on (tools/virtual_hw: bluetooth is the BLE controller)
-HOST_ONLY = tuple(p[:-3].replace("/", ".") for p in _HOST_FILES) + ("bluetooth",)
+# ... and the virtual hardware the host board runs on (tools/virtual_hw: bluetooth is the BLE controller;
+# machine, neopixel and socket are C modules in a board's firmware, with next to nothing in the heap)
+VIRTUAL_HW = ("bluetooth", "machine", "neopixel", "socket")
+HOST_ONLY = tuple(p[:-3].replace("/", ".") for p in _HOST_FILES) + VIRTUAL_HW
 # What a host gateway with a broadcast sensor loads by its first reading: the board, the app, the config
 # loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage
 # queue, umqtt (imported by the uplink thread) and the BLE stack the radio task opens (board.ble: the
@@ -97,24 +102,26 @@ micropython.qstr_info()
 """
 
 
-def import_costs(heap="256wK", entry=ENTRY):
+def import_costs(heap="256wK", entry=ENTRY, build="pip64"):
+    """Per-module heap kept after import. build: pip64 (the venv's 64-bit port, .mpy tree), plain32 (the
+    32-bit port, .mpy tree from its own mpy-cross) or frozen32 (everything, the virtual hardware too, from
+    the frozen modules: only their objects are in the heap, as on a board with Nightstand frozen in)."""
     import bench_mpy
-    root = soak.mpy_tree()
-    mp = bench_mpy._venv_tool("micropython")
+    binary, root, env = soak.runtime(build)
+    mp = binary or bench_mpy._venv_tool("micropython")
+    env = dict(os.environ, MICROPYPATH=env.get("NIGHTSTAND_MICROPYPATH", MPPATH))
     p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _ORDER % (list(entry),)], cwd=root,
-                       capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, MICROPYPATH=MPPATH))
+                       capture_output=True, text=True, timeout=60, env=env)
     order = None
     for line in p.stdout.splitlines():
         if line.startswith("ORDER "):
             order = eval(line[6:], {})  # our own repr of a list of str
     if order is None:
         raise RuntimeError("import order probe failed: %s" % (p.stderr.strip() or p.stdout.strip()))
-    order = [n for n in order if n.startswith(("firmware", "umqtt", "aioble")) or n in ("asyncio", "bluetooth")]
+    order = [n for n in order if n.startswith(("firmware", "umqtt", "aioble")) or n in ("asyncio",) + VIRTUAL_HW]
     order = [n for n in order if n != "umqtt"]  # the package's empty __init__
     p = subprocess.run([mp, "-X", "heapsize=" + heap, "-c", _COST % (order,)], cwd=root,
-                       capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, MICROPYPATH=MPPATH))
+                       capture_output=True, text=True, timeout=60, env=env)
     per, total, free, qstr, qprev = [], None, None, None, 0
     for line in p.stdout.splitlines():
         if line.startswith("MOD "):
@@ -129,7 +136,8 @@ def import_costs(heap="256wK", entry=ENTRY):
             qstr = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
     if total is None:
         raise RuntimeError("import cost probe failed: %s" % (p.stderr.strip() or p.stdout.strip()))
-    return {"order": order, "per_module": per, "total": total, "free": free, "qstr": qstr, "heap": heap}
+    return {"order": order, "per_module": per, "total": total, "free": free, "qstr": qstr, "heap": heap,
+            "build": build}
 
 
 # Same imports, from a ROMFS image read into the heap (reported apart) or from the .mpy files.
@@ -222,11 +230,14 @@ def main(argv=None):
     ap.add_argument("--noise", type=int, default=200)
     ap.add_argument("--json")
     ap.add_argument("--build", choices=soak.BUILDS, default="pip64",
-                    help="--runtime under this build (tools/soak.py --build; 32-bit: heap in plain K)")
+                    help="the import costs and --runtime under this build (tools/soak.py --build; 32-bit: heap in "
+                    "plain K, e.g. --heap 256K)")
     a = ap.parse_args(argv)
-    c = import_costs(a.heap)
-    print("import cost from .mpy, leaves first (bytes kept after gc.collect(), 64-bit unix port; qstr B is\n"
-          "the part that went to the interned-name pools, which grow by doubling: a jump lands on one module):")
+    c = import_costs(a.heap, build=a.build)
+    print("import cost from %s, leaves first (bytes kept after gc.collect(), %s; qstr B is\n"
+          "the part that went to the interned-name pools, which grow by doubling: a jump lands on one module):" % (
+              "the frozen modules" if a.build == "frozen32" else ".mpy",
+              "64-bit unix port" if a.build == "pip64" else "32-bit unix port"))
     print("  %-36s %7s %7s" % ("module", "heap B", "qstr B"))
     for n, b, qb in sorted(c["per_module"], key=lambda x: -x[1]):
         print("  %-36s %7d %7d%s" % (n, b, qb, "  host stand-in" if n in HOST_ONLY else

@@ -10,7 +10,7 @@ include("../firmware/manifest.py", board_base=False)
 HOST_ONLY = (
     ("firmware", ("hal/host.py",), ".."),
 )
-VIRTUAL_HW = ("bluetooth.py", "machine.py", "neopixel.py", "socket.py")
+VIRTUAL_HW = ("bluetooth.py", "machine.py", "neopixel.py", "network.py", "ntptime.py", "socket.py")
 for _pkg, _files, _base in HOST_ONLY:
     package(_pkg, files=_files, base_path=_base)
 for _name in VIRTUAL_HW:

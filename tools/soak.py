@@ -61,7 +61,7 @@ _TREE = {}
 
 
 BUILDS = ("pip64", "plain32", "frozen32")
-DEFAULT_HEAP = {"pip64": "64wK", "frozen32": "48K", "plain32": "128K"}
+DEFAULT_HEAP = {"pip64": "64wK", "frozen32": "48K", "plain32": None}   # plain32: what deploy asks (main)
 
 
 def mpy_tree(cross=None):
@@ -257,7 +257,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--heap", default=None, help="-X heapsize (default: 64wK on pip64, 48K on frozen32 (the "
-                    "issue 16 target), 128K on plain32 (what tools/deploy.py asks of a board for the .mpy files))")
+                    "issue 16 target), on plain32 what tools/deploy.py NEED_KIB asks of a board for the .mpy files)")
     ap.add_argument("--speed", type=float, default=3000)
     ap.add_argument("--noise", type=int, default=200)
     ap.add_argument("--bisect", action="store_true", help="also find the smallest heap that still runs")
@@ -269,6 +269,9 @@ def main(argv=None):
     ap.add_argument("--bisect-hi", type=int, default=None, help="bisect up to here")
     ap.add_argument("--bisect-step", type=int, default=None)
     a = ap.parse_args(argv)
+    if not a.heap and a.build == "plain32":
+        import deploy
+        a.heap = "%dK" % deploy.NEED_KIB["stock"]
     a.heap = a.heap or DEFAULT_HEAP[a.build]
     r = soak(a.days, a.heap, a.speed, a.noise, build=a.build)
     print("soak %s %d days, heap %s, noise %d, speed %g: %s in %.0f s real" % (

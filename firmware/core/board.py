@@ -4,7 +4,7 @@
 # defaults, or raises ConfigError naming the dotted key to fix ("led.pin", "button.pull").
 from micropython import const
 
-from firmware.core.checks import REQUIRED, ConfigError, apply, bool_, int_range, one_of, str_
+from firmware.core.checks import REQUIRED, ConfigError, apply, bool_, int_range, one_of, or_none, str_
 
 # A press shorter than this is contact bounce, not a person (tactile switches bounce for < 10 ms).
 DEBOUNCE_MS = const(30)
@@ -98,7 +98,7 @@ def _schemas():
             "chip": (None, one_of(*sorted(CHIPS))),           # esp32 when kind is esp32
             "debounce_ms": (DEBOUNCE_MS, int_range(5, 200)),
             "long_press_ms": (LONG_PRESS_MS, int_range(500, 10000)),
-            "safe_mode_window_ms": (None, int_range(0, 5000)),  # by the button's pin, see SAFE_WINDOW_*
+            "safe_mode_window_ms": (None, or_none(int_range(0, 5000))),  # by the button's pin, see SAFE_WINDOW_*
             "notes": ("", _text),
         },
         "led": {
@@ -127,9 +127,9 @@ def _schemas():
             "class": (REQUIRED, one_of(*MEMORY_CLASSES)),
             "needs": (REQUIRED, one_of(*MEMORY_NEEDS)),
             # 16 KiB runs nothing useful; internal RAM tops out at 512 KiB on any ESP32 family chip
-            "heap_kib": (None, int_range(16, 512)),
+            "heap_kib": (None, or_none(int_range(16, 512))),
             # 2 MiB (R2) to 32 MiB: the PSRAM parts MicroPython's esp32 port supports
-            "psram_kib": (None, int_range(2048, 32768)),
+            "psram_kib": (None, or_none(int_range(2048, 32768))),
         },
     }
 

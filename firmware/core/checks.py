@@ -70,6 +70,15 @@ def int_range(lo, hi):
     return check
 
 
+def or_none(check):
+    """check, but null is accepted too: for keys whose default is "not given" (null), so that a config
+    already built (defaults filled in) is accepted again unchanged."""
+    def check_or_none(v):
+        if v is not None:
+            return check(v)
+    return check_or_none
+
+
 def num_range(lo, hi):
     def check(v):
         if type(v) not in (int, float):

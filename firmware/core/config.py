@@ -2,21 +2,9 @@
 # idiom of checks.py. SCHEMA is composed of the components' schemas; each key is declared once, with
 # the code it configures where that code keeps its own (commands_schema.py, alarm_schema.py).
 # The same code runs on the board, in the host runtime and in tools/provision.py.
-from firmware.core import alarm_schema, commands_schema
+from firmware.core import alarm_schema, commands_schema, sensor_schema
 from firmware.core.checks import ConfigError, bool_ as _bool, defaults as _defaults, int_range as _int_range
-from firmware.core.checks import merge as _merge, num_range as _num_range, one_of as _one_of, str_ as _str
-
-
-def _hex_key(v):
-    if type(v) is not str:
-        return "must be a string of 32 hex digits"
-    if v == "":
-        return None
-    if len(v) != 32:
-        return "must be 32 hex digits (16 bytes)"
-    for c in v:
-        if c not in "0123456789abcdefABCDEF":
-            return "must be 32 hex digits (16 bytes)"
+from firmware.core.checks import merge as _merge, num_range as _num_range, str_ as _str
 
 
 def _topic_part(v):
@@ -42,35 +30,10 @@ def _wifi_list(v):
             return "each \"password\" must be a string"
 
 
-def _tx_id(v):
-    """A Dexcom G6 transmitter id: the 6 characters printed on it (digits and capital letters; "" = unset).
-    4-character ids are G7/ONE+ transmitters, which speak another protocol."""
-    if type(v) is not str:
-        return "must be a string of 6 characters"
-    if v == "":
-        return None
-    if len(v) != 6:
-        return "must be the 6 characters printed on the G6 transmitter (G7/ONE+ are not supported)"
-    for c in v:
-        if not ("0" <= c <= "9" or "A" <= c <= "Z"):
-            return "must be digits and capital letters only, as printed"
-
-
 # Schema: nested dicts mirror the config; a leaf is (default, checker).
 SCHEMA = {
     "gateway_id": ("bedroom", _topic_part),
-    "sensor": {
-        "kind": ("broadcast", _one_of("broadcast", "cgms", "dexcom_g6")),
-        "id": (200133374, _int_range(0, 0xFFFFFFFF)),
-        "bind_key": ("", _hex_key),
-        "allow_plain": (False, _bool),
-        "address": ("", _str(17)),          # CGMS: BLE address "aa:bb:cc:dd:ee:ff"
-        "passkey": (0, _int_range(0, 999999)),  # CGMS: bonding passkey
-        "transmitter_id": ("", _tx_id),    # dexcom_g6: the id printed on the transmitter, e.g. "8G1234"
-        # dexcom_g6: "alternate" takes the Dexcom receiver's / t:slim X2's slot, "phone" the phone app's
-        "slot": ("alternate", _one_of("alternate", "phone")),
-        "allow_0e": (False, _bool),         # dexcom_g6: state 0E (insufficient calibration) may alarm
-    },
+    "sensor": sensor_schema.SCHEMA["sensor"],
     "mqtt": {
         "host": ("127.0.0.1", _str(253, False)),
         "port": (1883, _int_range(1, 65535)),

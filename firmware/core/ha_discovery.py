@@ -34,7 +34,9 @@ def _entity(cfg, key, name, template, extra):
     for k in extra:
         body[k] = extra[k]
     topic = "%s/sensor/nightstand_%s/%s/config" % (cfg["mqtt"]["ha_prefix"], gid, key)
-    return topic, json.dumps(body)
+    # no spaces after , and : : the uplink keeps these strings for the whole run (republished when Home
+    # Assistant restarts), ~120 B less of a board's heap for good
+    return topic, json.dumps(body, separators=(",", ":"))
 
 
 def messages(cfg):

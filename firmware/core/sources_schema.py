@@ -5,6 +5,7 @@
 # Adding a kind is one entry in KINDS: {key: (default, checker)} plus, if it needs keys that have no
 # usable default, a line in REQUIRED. RADIO_KINDS are heard over the air by the box's own radio (at most
 # one: it has one radio); every other kind is polled over the network by firmware/shell/http_source.py.
+from firmware.core import sensor_schema
 from firmware.core.checks import ConfigError, int_range as _int_range, num_range as _num_range, str_ as _str
 
 
@@ -40,9 +41,8 @@ _POLL = (60, _int_range(10, 600))
 _TIMEOUT = (5, _num_range(0.05, 30))
 
 def _radio(*keys):
-    # the radio kinds take the keys (defaults and checks) of the single `sensor` object in config.py
-    from firmware.core.config import SCHEMA
-    return dict((k, SCHEMA["sensor"][k]) for k in keys)
+    # the radio kinds take the keys (defaults and checks) of the single `sensor` object
+    return dict((k, sensor_schema.SCHEMA["sensor"][k]) for k in keys)
 
 
 KINDS = {

@@ -7,9 +7,9 @@ import time
 
 import asyncio
 
-from firmware.core import board as board_schema
 from firmware.core import ticks
 from firmware.lib.clock import Clock as BaseClock
+from firmware.lib.unload import forget
 from firmware.hal.esp32_button import Button, make_pin
 from firmware.hal.esp32_buzzer import make_buzzer
 from firmware.hal.esp32_led import make_led
@@ -170,7 +170,7 @@ class _Watchdog:
 class Esp32Board:
     def __init__(self, board_cfg, networks=(), data_dir="data"):
         # Validated here as well as by the tools: the loader passes the raw /board.json.
-        board_cfg = board_schema.build(board_cfg)
+        board_cfg = _validated(board_cfg)
         self.name = board_cfg["name"]
         self.cfg = board_cfg
         self.clock = Clock()
@@ -280,6 +280,17 @@ class Esp32Board:
         machine.reset()
 
 
+def _validated(raw):
+    """The board config through firmware.core.board. The validator and its chip tables are needed only
+    at boot: imported here and dropped again (config_store.BOOT_ONLY), not kept for the night."""
+    from firmware.core import board as board_schema
+    try:
+        return board_schema.build(raw)
+    finally:
+        forget("firmware.core.board")
+        forget("firmware.core.checks")
+
+
 def _file_exists(path):
     import os
     try:
@@ -298,7 +309,7 @@ def safe_mode_requested(board_cfg, pin=None, sleep_ms=None):
     if _file_exists(SAFE_MODE_FILE):
         return True
     try:
-        board_cfg = board_schema.build(board_cfg)   # raw /board.json is fine: fills the window
+        board_cfg = _validated(board_cfg)   # raw /board.json is fine: fills the window
         bcfg = board_cfg["button"]
         if pin is None:
             pin = make_pin(bcfg)

@@ -1,10 +1,16 @@
 # Host board: the firmware under the MicroPython unix port, driven by tools/sim.py. HOST ONLY.
-# The BLE path is the board's: the real aioble (.deps/lib, tools/install_deps.py) over a virtual
-# `bluetooth` module (tools/virtual_hw/bluetooth.py, put on sys.path here and nowhere else), opened by
-# firmware/hal/ble.py as on the ESP32; the LED and buzzer are the ESP32 adapter's drivers over virtual
-# machine.Pin/PWM and neopixel (tools/virtual_hw). What stays host-only is small: the scaled clock (and
-# aioble's timeouts on it), the simulator link, the event log on stdout, the Wi-Fi and button stand-ins,
-# the watchdog report, fault injection and the flash-write counter.
+# It IS the ESP32 board adapter (a subclass of firmware/hal/esp32.py's Esp32Board) over virtual hardware
+# at MicroPython's own module boundary (tools/virtual_hw/, put on sys.path here and nowhere else):
+#   bluetooth   the real aioble (.deps/lib, tools/install_deps.py), opened by firmware/hal/ble.py
+#   machine     the ESP32 LED and buzzer drivers over Pin/PWM (neopixel too); Esp32Board.watchdog's
+#               machine.WDT, which says `watchdog` {"expired": true} where a board would reset
+#   network     Esp32Board's Wifi class and network task over WLAN(STA_IF); wifi_down/up is the AP
+#   ntptime     Esp32Board.set_wall_from_ntp over the simulator's wall clock
+# What this file overrides is host-only and stays small: the scaled clock (and aioble's timeouts on it),
+# the simulator link, the event log on stdout (scenario `t`), the simulator's AP standing in for an empty
+# wifi.networks, fault injection, the flash-write counter, and the button (a press arrives as a message,
+# not as pin levels: at speed 600 one 15 ms poll of the ESP32 driver is 1.2 s of scenario time, longer
+# than its 30 ms debounce, so it could not tell a short press from a long one).
 # The simulator listens on a loopback port (NIGHTSTAND_SIM=host:port) and sends JSON lines:
 #   {"start": {"speed": N, "wall_ms": ms|null, "ticks0": n}}   scenario time 0 (sent once)
 #   {"air": ...} {"rsp": ...} {"evt": ...}    the radio: adverts, GATT answers and events for the
@@ -23,12 +29,13 @@ import io
 import json
 import os
 import sys
+import time
 
 import asyncio
 
-from firmware.core import ticks
-from firmware.lib.clock import ScaledClock, hang_bound_ms
+from firmware.lib.clock import ScaledClock
 from firmware.lib.mailbox import Mailbox
+from firmware.hal.esp32 import Esp32Board, Wifi
 
 # tools/virtual_hw/ next to firmware/: MicroPython's hardware modules as the host plays them.
 _VHW = __file__.rsplit("firmware/hal/", 1)[0] + "tools/virtual_hw"
@@ -102,20 +109,6 @@ class VirtualBuzzer:
             self.changes += 1
 
 
-class VirtualWlan:
-    def __init__(self):
-        self.up = True
-
-    def isconnected(self):
-        return self.up
-
-    async def connect(self):
-        return self.up
-
-    def rssi(self):
-        return -55 if self.up else None
-
-
 _ENOSPC = 28
 
 
@@ -158,31 +151,6 @@ class _CountedFile(io.IOBase):
         self._f.close()
 
 
-class _HostWatchdog:
-    """Never resets the host. When it goes unfed past its timeout it emits a `watchdog` event with
-    `expired: true` where a board would reset, once per starvation. Like the supervisor's hang check it
-    also waits 0.5 s of real time (clock.hang_bound_ms), so a fast simulation does not report a host pause."""
-
-    def __init__(self, board, timeout_ms):
-        self.board = board
-        self.timeout_ms = hang_bound_ms(board.clock, timeout_ms)
-        self.feeds = 0
-        self.fed_at = board.clock.ticks_ms()
-        self.expired = False
-
-    def feed(self):
-        self.feeds += 1
-        self.fed_at = self.board.clock.ticks_ms()
-        self.expired = False
-
-    def check(self):
-        """Called by the host board once a scenario second."""
-        if not self.expired and ticks.diff(self.board.clock.ticks_ms(), self.fed_at) >= self.timeout_ms:
-            self.expired = True
-            self.board.emit({"event": "watchdog", "expired": True, "timeout_ms": self.timeout_ms,
-                             "why": "not fed: a board resets here; the host goes on"})
-
-
 def _drivers(board_cfg):
     """The ESP32 adapter's own LED and buzzer drivers over tools/virtual_hw (machine.Pin/PWM, neopixel),
     as the board config asks for them (board_configs/host.json); a config without them (a bench's) gets
@@ -196,22 +164,67 @@ def _drivers(board_cfg):
     return make_led(board_cfg["led"]), make_buzzer(board_cfg["buzzer"])
 
 
-class HostBoard:
+# The button's clock runs at most this many times real time: its 15 ms polls then cost 3 ms of real time
+# (the unix port's sleeps are whole ms), so the 30 ms debounce still sees two samples and a short press
+# reads as short. A press then lasts up to speed/5 times longer in scenario time: at speed 600 a short
+# press (_SHORT_HOLD_MS, then the debounce) reaches the app about 20 scenario seconds after the message.
+_BUTTON_SPEED = 5
+_SHORT_HOLD_MS = 120   # a parent's quick press: well past the debounce, far below the long press
+_MASK = 0x3FFFFFFF     # ticks_ms period 2**30, as on the ESP32
+
+
+class _ButtonClock:
+    """Host only: ticks_ms() and sleep_ms() for esp32_button.Button, at min(speed, _BUTTON_SPEED) times
+    real time (see _BUTTON_SPEED)."""
+
+    def __init__(self, clock):
+        self._clock = clock
+
+    def _k(self):
+        return max(1, min(self._clock.speed, _BUTTON_SPEED))
+
+    def ticks_ms(self):
+        return int(time.time_ns() * self._k() // 1000000) & _MASK
+
+    async def sleep_ms(self, ms):
+        await asyncio.sleep_ms(max(1, int(ms / self._k())))
+
+
+# The simulator's access point: what the host joins when the gateway config lists no network (the host
+# always had a link; a test of the "no networks" fault needs an ESP32).
+SIM_NETWORKS = ({"ssid": "nightstand-sim", "password": ""},)
+
+
+class HostBoard(Esp32Board):
     kind = "host"
 
     def __init__(self, board_cfg):
+        # Not Esp32Board.__init__: the scaled clock instead of the RTC one, no schema build (a bench passes
+        # only a name), the button from the simulator (see the header); every other part is the board's.
         self.name = board_cfg.get("name", "host")
+        self.cfg = board_cfg
         self.clock = ScaledClock()
         self._ble = None
         self.led, self.buzzer = _drivers(board_cfg)
-        self.wifi = VirtualWlan()
+        self.wifi = Wifi(self.clock, (), self.emit)
+        self._networks_given = False
         self.data_dir = os.getenv("NIGHTSTAND_DATA") or "data"
         self.presses = Mailbox(4)
+        self._button = self._button_cfg = self._press_lock = None
+        if "button" in board_cfg:
+            # The ESP32 driver over a virtual input pin (board_configs/host.json); a bench's config has
+            # no button, and its presses go straight to the app.
+            from firmware.core import board as board_schema
+            from firmware.hal.esp32_button import Button
+            full = board_schema.build(board_cfg)
+            self._button_cfg = full
+            self._button = Button(full["button"], _ButtonClock(self.clock), full["debounce_ms"],
+                                  full["long_press_ms"])
         self.stopping = False
         # Host test hook: "crash_<task>" names from the simulator; the supervisor raises once inside
         # that task at its next check-in (firmware/shell/supervisor.py). hang_radio wedges the radio.
         self.inject = set()
-        self.wdt = None
+        self.rx_memory_errors = 0  # simulator lines lost to a full heap (_listen)
         self._reader = None
         self.dns_ok = True
         self.flash_ok = True
@@ -220,6 +233,11 @@ class HostBoard:
         self._heap_trace = os.getenv("NIGHTSTAND_HEAP_TRACE") == "1"
         self._heap_low = None
         self._install_open()
+        import machine   # tools/virtual_hw/machine.py: its WDT reports on this board's clock and log
+        machine.attach(self.clock, self.emit, lambda: not self.stopping)
+
+    def set_networks(self, networks):
+        Esp32Board.set_networks(self, networks or SIM_NETWORKS)
 
     @property
     def ble(self):
@@ -268,6 +286,7 @@ class HostBoard:
         where = os.getenv("NIGHTSTAND_SIM")
         if not where:
             self.clock.start()
+            await Esp32Board.start(self)
             return
         host, port = where.rsplit(":", 1)
         self._reader, self._writer = await asyncio.open_connection(host, int(port))
@@ -282,50 +301,84 @@ class HostBoard:
             if "start" in msg:
                 s = msg["start"]
                 self.clock.start(s.get("speed", 1), None, s.get("ticks0", 0), s.get("real0_ns"))
-                if s.get("wall_ms"):
-                    self.clock.set_wall_ms(s["wall_ms"])
+                import ntptime   # tools/virtual_hw: the simulator's wall clock is the NTP server's
+                ntptime.attach(self.clock, s.get("wall_ms"))
                 break
         asyncio.create_task(self._listen())
+        await Esp32Board.start(self)   # the board's own Wi-Fi and NTP upkeep, over virtual network/ntptime
 
     async def _listen(self):
         while True:
-            line = await self._reader.readline()
-            if not line:
-                self.stopping = True
-                return
             try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if "air" in msg or "rsp" in msg or "evt" in msg:
-                import bluetooth
-                bluetooth.feed(msg)
-            elif "adv" in msg:
-                import bluetooth
-                bluetooth.feed({"air": {"addr": msg.get("addr", "00:00:00:00:00:00"), "adv_type": 3,
-                                        "rssi": msg.get("rssi", -70), "adv": msg["adv"]}})
-            elif "wifi" in msg:
-                self.wifi.up = bool(msg["wifi"])
-            elif "dns" in msg:
-                self.dns_ok = bool(msg["dns"])
-                import socket   # tools/virtual_hw/socket.py when the simulator runs the firmware
-                if hasattr(socket, "set_dns"):
-                    socket.set_dns(self.dns_ok)
-            elif "flash" in msg:
-                self.flash_ok = bool(msg["flash"])
-            elif msg.get("inject") == "hang_radio":
-                import bluetooth
-                bluetooth.wedge()
-            elif "inject" in msg:
-                self.inject.add(msg["inject"])
-            elif "button" in msg:
+                if await self._listen_one():
+                    return
+            except MemoryError:
+                # The simulated radio, like a board's BLE interrupt handler, loses this one event on a
+                # full heap and hears the next. (Before, this task died and the box heard nothing more
+                # for the rest of the run: a simulated week at 48 KiB went sensor_silent for 6 days.)
+                self.rx_memory_errors += 1
+
+    async def _listen_one(self):
+        """One line from the simulator; True when the simulator is gone or said quit."""
+        line = await self._reader.readline()
+        if not line:
+            self.stopping = True
+            return True
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return False
+        if "air" in msg or "rsp" in msg or "evt" in msg:
+            import bluetooth
+            bluetooth.feed(msg)
+        elif "adv" in msg:
+            import bluetooth
+            bluetooth.feed({"air": {"addr": msg.get("addr", "00:00:00:00:00:00"), "adv_type": 3,
+                                    "rssi": msg.get("rssi", -70), "adv": msg["adv"]}})
+        elif "wifi" in msg:
+            import network   # tools/virtual_hw: the AP goes away or comes back
+            network.set_ap(bool(msg["wifi"]))
+        elif "dns" in msg:
+            self.dns_ok = bool(msg["dns"])
+            import socket   # tools/virtual_hw/socket.py when the simulator runs the firmware
+            if hasattr(socket, "set_dns"):
+                socket.set_dns(self.dns_ok)
+        elif "flash" in msg:
+            self.flash_ok = bool(msg["flash"])
+        elif msg.get("inject") == "hang_radio":
+            import bluetooth
+            bluetooth.wedge()
+        elif "inject" in msg:
+            self.inject.add(msg["inject"])
+        elif "button" in msg:
+            if self._button is None:
                 self.presses.put(msg["button"])
-            elif "quit" in msg:
-                self.stopping = True
-                return
+            else:
+                asyncio.create_task(self._press(msg["button"] == "long"))
+        elif "quit" in msg:
+            self.stopping = True
+            return True
+        return False
 
     async def button(self):
-        return await self.presses.get()
+        if self._button is None:
+            return await self.presses.get()
+        return await Esp32Board.button(self)   # esp32_button.Button.wait() on the virtual pin
+
+    async def _press(self, long):
+        """Hold the virtual button pin down as a parent would: briefly, or past the long press, then let
+        it go for the debounce; presses sent close together are played one after the other."""
+        import machine
+        if self._press_lock is None:
+            self._press_lock = asyncio.Lock()
+        cfg = self._button_cfg
+        pin, down = cfg["button"]["pin"], 0 if cfg["button"]["active_low"] else 1
+        clock = self._button._clock
+        async with self._press_lock:
+            machine.Pin.drive(pin, down)
+            await clock.sleep_ms(cfg["long_press_ms"] + _SHORT_HOLD_MS if long else _SHORT_HOLD_MS)
+            machine.Pin.drive(pin, 1 - down)
+            await clock.sleep_ms(_SHORT_HOLD_MS)
 
     def emit(self, event):
         event["t"] = round(self.clock.scenario_s(), 3)
@@ -348,19 +401,3 @@ class HostBoard:
         print("HEAPTRACE begin t=%d free=%d radio=%s" % (self.clock.scenario_s(), free, bluetooth.stats()))
         micropython.mem_info(1)
         print("HEAPTRACE end")
-
-    def watchdog(self, timeout_ms):
-        self.emit({"event": "watchdog", "timeout_ms": timeout_ms})  # host-only: it was started
-        self.wdt = _HostWatchdog(self, timeout_ms)
-        asyncio.create_task(self._watch(self.wdt))
-        return self.wdt
-
-    async def _watch(self, wdt):
-        # Once a scenario second. A hang of one task shows here; a loop blocked for good would stop this
-        # too (a board's hardware watchdog has no such limit).
-        while not self.stopping:
-            await self.clock.sleep_ms(1000)
-            wdt.check()
-
-    def reset(self):
-        sys.exit(3)

@@ -29,6 +29,9 @@ class Clock:
     def set_wall_ms(self, epoch_ms):
         self._wall_offset = epoch_ms - self.ticks_ms()
 
+    def mark_synced(self):
+        """NTP has set the wall time (the ESP32 clock then reads its RTC); here set_wall_ms() did it."""
+
     def wall_ms(self):
         if self._wall_offset is None:
             return None

@@ -10,7 +10,7 @@ from firmware.shell import radio
 from firmware.shell.player import Player
 from firmware.shell.supervisor import Supervisor
 from firmware.shell.queues import open_queue
-from firmware.shell.unload import forget as _forget
+from firmware.lib.unload import forget as _forget
 from firmware.shell.uplink import Uplink
 
 from micropython import const

@@ -10,9 +10,11 @@ _LAST_GOOD = "/config.last_good.json"
 
 # The modules only the config load needs: this loader, the validator and every schema table. The app
 # drops them once the config is loaded (firmware/shell/app.py); tools/heap_profile.py reports them as
-# boot only. A new schema module the loader imports belongs here.
+# boot only. A new schema module the loader imports belongs here, and so does any other module only boot
+# needs: the board loader and the board config's validator (firmware/hal/esp32.py imports it inside).
 BOOT_ONLY = ("firmware.shell.config_store", "firmware.core.config", "firmware.core.commands_schema",
-             "firmware.core.alarm_schema", "firmware.core.checks", "firmware.core.sources_schema")
+             "firmware.core.alarm_schema", "firmware.core.checks", "firmware.core.sources_schema",
+             "firmware.core.sensor_schema", "firmware.core.board", "firmware.hal.loader")
 
 
 def _read(path):

@@ -7,7 +7,7 @@ except ImportError:
     def const(x):
         return x
 
-from firmware.shell.unload import forget
+from firmware.lib.unload import forget
 
 _QUEUE_FILE = "/outage.q"    # in board.data_dir
 # 288 readings (24 h at one per 5 min) of ~60 packed bytes each fit in 16 KiB with room to spare.

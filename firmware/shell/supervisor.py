@@ -201,16 +201,23 @@ class Supervisor:
         self.wdt = self.board.watchdog(timeout_ms)
         while not getattr(self.board, "stopping", False):
             now = self.now()
-            self.judge_stalls(now)
+            try:
+                self.judge_stalls(now)
+            except Exception:
+                pass  # no memory to say it (MemoryError): judged again next round, the feed as before
             if not self.stalled:
                 self.wdt.feed()
                 self.feeds += 1
             try:
                 self.step(now)
             except Exception as e:
-                # A bug in a self-check must not starve the watchdog or kill the monitor: say it.
-                self.app.gw.set_fault(now, "monitor", repr(e))
-                self.app.flush()
+                # A bug in a self-check must not starve the watchdog or kill the monitor: say it. On a
+                # full heap saying it fails too (a week at 48 KiB ended here): the next round tries again.
+                try:
+                    self.app.gw.set_fault(now, "monitor", repr(e))
+                    self.app.flush()
+                except Exception:
+                    pass
             await self.clock.sleep_ms(_FEED_MS)
 
     def judge_stalls(self, now):

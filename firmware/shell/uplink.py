@@ -52,6 +52,10 @@ _FLOOD_QUIET_MS = const(10000)  # a burst of drops ends after 10 s without one: 
 _CRASH_MIN_MS = const(1000)
 _CRASH_MAX_MS = const(30000)
 _CRASH_STABLE_MS = const(60000)
+# JSON without the spaces after , and : (valid JSON all the same): the state and health messages are the
+# largest strings the gateway builds, every minute and on every reading, and the first allocations to fail
+# on a tight heap; this makes them ~12 % shorter, and a reading in the outage queue too.
+_SEP = (",", ":")
 # MicroPython's time.sleep_ms; CPython (portable tests) has only time.sleep
 _sleep_ms = getattr(time, "sleep_ms", None) or (lambda ms: time.sleep(ms / 1000))
 
@@ -105,8 +109,14 @@ class Uplink:
     def send(self, suffix, payload, qos=0, retain=False):
         with self.lock:
             if suffix == "state":
-                # only the newest state matters; replace an unsent one
-                self.pending = [p for p in self.pending if p[0] != "state"]
+                # only the newest state matters; replace an unsent one (in place: a state goes out on
+                # every reading, and a new list each time is garbage the alarm side makes for nothing)
+                pend = self.pending
+                i = len(pend) - 1
+                while i >= 0:
+                    if pend[i][0] == "state":
+                        pend.pop(i)
+                    i -= 1
             elif suffix == "health" and not self.connected:
                 return
             elif suffix == "reading" and self.away and isinstance(payload, dict):
@@ -267,7 +277,7 @@ class Uplink:
         payload["replayed"] = True  # it will arrive late: say so
         try:
             before = self.queue.dropped
-            self.queue.append(json.dumps(payloads.compact_reading(payload)).encode())
+            self.queue.append(json.dumps(payloads.compact_reading(payload), separators=_SEP).encode())
         except Exception as e:
             if self.flash_ok:
                 self.flash_ok = False
@@ -318,14 +328,14 @@ class Uplink:
             rec = json.loads(q)
             if isinstance(rec, list):  # compact (a dict is a full payload queued by an older version)
                 rec = payloads.expand_reading(rec, self.device)
-            self._publish("reading", json.dumps(rec), 1, False)
+            self._publish("reading", json.dumps(rec, separators=_SEP), 1, False)
             self.queue.pop()
             return True
         with self.lock:
             p = self.pending[0] if self.pending else None
         if p is None:
             return False
-        data = p[1] if isinstance(p[1], (str, bytes)) else json.dumps(p[1])
+        data = p[1] if isinstance(p[1], (str, bytes)) else json.dumps(p[1], separators=_SEP)
         try:
             self._publish(p[0], data, p[2], p[3])
         except Exception:

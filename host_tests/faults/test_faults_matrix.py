@@ -357,11 +357,14 @@ def test_crashing_tasks_in_an_outage_during_a_low(tmp_path, mosquitto, gateway, 
 
 # ---- a hostile client on cmd/# (issue 17) ---------------------------------------------------------------
 FLOOD_SECRET = "8f3c1e22a4b5c6d7e8f90a1b2c3d4e5f00112233445566778899aabbccddeeff"
-# The small-heap run of the memory issue, with the commands code loaded at boot (a secret is set): 84wK, a
-# week's minimum without commands (test_soak.py), does not boot with a secret on this 64-bit port (already
-# so at cb82eba); after the G6 merge 112wK sometimes fails to import the command handler at boot. 128wK
-# (1 MiB here) boots every time; issue 16's 32-bit build is where the real board figure belongs.
-SMALL_HEAP = "128wK"
+# The small-heap run of the memory issue on this 64-bit port, with the commands code loaded at boot (a
+# secret is set). With the real aioble over the host's virtual BLE controller (issue 12) and the sources
+# and G6 code, 128wK and 160wK no longer boot (MemoryError building the receiver: this run compiles the
+# firmware from source at boot, where the soak's day at 144wK runs .mpy files), 192wK does. The board's
+# own figure is the 32-bit frozen build's (tools/bench_memory.py).
+SMALL_HEAP = "192wK"
+# "Back within 1 KiB" is a board's 1 KiB: this port's objects are twice a 32-bit board's size.
+HEAP_BACK_BYTES = 2 * 1024
 
 
 def _health(rec):
@@ -433,10 +436,10 @@ def test_a_command_flood_and_oversized_messages_during_a_low(tmp_path, mosquitto
     assert last["cmd_oversized"] >= 20, last
     assert last["cmd_dropped"] + len(audits) >= 9000, (last, len(audits))
     assert len(audits) <= 0.05 * last["cmd_dropped"], (last, len(audits))
-    # the heap after the flood (gc'd, on the health topic) is back within 1 KiB of before it
+    # the heap after the flood (gc'd, on the health topic) is back within a board's 1 KiB of before it
     after = [h for _, h in health if h["cmd_dropped"] == last["cmd_dropped"]]
     best = max(h["heap_free"] for h in after)
-    assert best >= before["heap_free"] - 1024, (before["heap_free"], [h["heap_free"] for h in after])
+    assert best >= before["heap_free"] - HEAP_BACK_BYTES, (before["heap_free"], [h["heap_free"] for h in after])
     print("flood: heap_free before %d, after %d (best of %d), dropped %d, oversized %d, audits %d, sim %d..%d s"
           % (before["heap_free"], best, len(after), last["cmd_dropped"], last["cmd_oversized"], len(audits),
              flood_t0, flood_t1))

@@ -6,7 +6,7 @@ import sys
 from firmware.core import config, ha_discovery
 from firmware.shell.outage_queue import OutageQueue
 from firmware.shell.queues import LazyQueue, open_queue
-from firmware.shell.unload import forget
+from firmware.lib.unload import forget
 from firmware.shell.uplink import Uplink
 from host_tests.portable.scratch import exists, fresh
 

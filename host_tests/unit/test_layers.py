@@ -108,7 +108,5 @@ def test_no_import_cycle_at_module_level():
     assert _cycles(True) == []
 
 
-@pytest.mark.xfail(strict=False, reason="firmware.core.config and firmware.core.sources_schema import each other "
-                   "inside functions (the hal cycle of the old aioble stand-ins is gone with issue 12)")
 def test_no_import_cycle_even_through_imports_inside_functions():
     assert _cycles(False) == []

@@ -289,6 +289,23 @@ def test_crash_log_survives_an_unwritable_data_dir(tmp_path):
     assert log.unsent() == []
 
 
+def test_a_full_heap_in_the_monitor_neither_ends_it_nor_starves_the_watchdog(tmp_path):
+    """On a full heap even saying a fault fails (MemoryError from set_fault): the monitor goes on, feeds
+    the watchdog, and says the fault once memory is back."""
+    app = App(tmp_path)
+    app.board.heap = 4000
+    real = app.gw.set_fault
+
+    def no_memory(*a, **k):
+        raise MemoryError("memory allocation failed, allocating 96 bytes")
+    app.gw.set_fault = no_memory
+    _run(app, [app.sup.monitor()], 6 * 60000)
+    assert len(app.board.wdt.feeds) > 100       # fed all along, not once before the monitor died
+    app.gw.set_fault = real
+    _run(app, [app.sup.monitor()], 8 * 60000)
+    assert "heap" in [e["name"] for e in app.faults() if e["active"]]
+
+
 def test_low_heap_and_unsynchronised_clock_are_faults_not_crashes(tmp_path):
     app = App(tmp_path)
     app.board.heap = 4000

@@ -6,7 +6,9 @@
 #   Pin(id, mode=-1, pull=-1, value=None): value([v]), on(), off(), irq(handler=None, trigger=...);
 #       Pin.drive(id, level) (host only) sets an input's level and calls its irq handler on an edge
 #   PWM(pin, freq=, duty_u16=): freq([hz]), duty_u16([d]), deinit()
-#   WDT(timeout=ms): feed() (never resets the host; the host board has its own watchdog report)
+#   WDT(timeout=ms): feed(). Never resets the host: once attach()ed (host board) it says `watchdog`
+#       {"timeout_ms"} when started and {"expired": true} where a board would reset, once per starvation
+#   attach(clock, emit, running) (host only): the board clock, event log and "still running" test
 #   reset(), soft_reset(): SystemExit with the code a board reset maps to; unique_id(); freq()
 IN, OUT, OPEN_DRAIN = 1, 3, 7
 
@@ -83,13 +85,51 @@ class PWM:
         self._duty = 0
 
 
+_host = [None, None, None]   # clock, emit, running: set by attach()
+
+
+def attach(clock, emit, running):
+    _host[0], _host[1], _host[2] = clock, emit, running
+
+
 class WDT:
     def __init__(self, id=0, timeout=5000):
         self.timeout = timeout
         self.feeds = 0
+        self.expired = False
+        clock, emit = _host[0], _host[1]
+        if clock is None:
+            return
+        from firmware.lib.clock import hang_bound_ms
+        # Like the supervisor's hang check it also waits 0.5 s of real time, so a fast simulation does not
+        # report a pause of the host machine as a starved watchdog.
+        self.timeout_ms = hang_bound_ms(clock, timeout)
+        self.fed_at = clock.ticks_ms()
+        emit({"event": "watchdog", "timeout_ms": timeout})
+        import asyncio
+        asyncio.create_task(self._watch())
 
     def feed(self):
         self.feeds += 1
+        if _host[0] is not None:
+            self.fed_at = _host[0].ticks_ms()
+            self.expired = False
+
+    def check(self):
+        clock, emit = _host[0], _host[1]
+        from firmware.core import ticks   # the board clock wraps at 2**30 ms (tests start near it)
+        if not self.expired and ticks.diff(clock.ticks_ms(), self.fed_at) >= self.timeout_ms:
+            self.expired = True
+            emit({"event": "watchdog", "expired": True, "timeout_ms": self.timeout_ms,
+                  "why": "not fed: a board resets here; the host goes on"})
+
+    async def _watch(self):
+        # Once a scenario second. A hang of one task shows here; a loop blocked for good would stop this
+        # too (a board's hardware watchdog has no such limit).
+        clock, running = _host[0], _host[2]
+        while running():
+            await clock.sleep_ms(1000)
+            self.check()
 
 
 def reset():

@@ -18,3 +18,8 @@ def getaddrinfo(host, port, *args):
 def set_dns(up):
     """Host only: name lookups work (True) or fail (False)."""
     _up[0] = bool(up)
+
+
+def dns_up():
+    """Host only: whether names resolve (tools/virtual_hw/ntptime.py asks)."""
+    return _up[0]
