@@ -115,6 +115,7 @@ class OpenBroadcast:
                                         MemoryCounterStore()),
                    ob.BroadcastReceiver({"id": SENSOR, "bind_key": KEY, "allow_plain": True},
                                         MemoryCounterStore())]
+        self.taken = [set(), set()]   # counters each receiver accepted (the fuzzer's own record)
         self.n = 0
 
     @staticmethod
@@ -127,10 +128,11 @@ class OpenBroadcast:
 
     def check(self, adv):
         self.n += 1
-        rx = self.rx[self.n & 1]
+        rx, taken = self.rx[self.n & 1], self.taken[self.n & 1]
         if self.n % 4096 < 2:   # a fresh receiver now and then, so counters do not saturate
             self.rx[self.n & 1] = rx = ob.BroadcastReceiver(
                 {"id": SENSOR, "bind_key": KEY, "allow_plain": bool(self.n & 1)}, MemoryCounterStore())
+            taken.clear()
         before = rx.counters.get(SENSOR)
         got, why = rx.accept(adv)
         if got is None:
@@ -141,8 +143,13 @@ class OpenBroadcast:
             raise Violation("a reading and a reason at once")
         if got.mgdl is not None and not 20 <= got.mgdl <= 600:
             raise Violation("implausible glucose accepted: %r" % got.mgdl)
-        if before is not None and got.seq <= before:
-            raise Violation("counter %d accepted after %d" % (got.seq, before))
+        # Replay protection (docs/sensors.md): a counter is accepted once, and a late one only within the
+        # window of 32 behind the newest accepted.
+        if got.seq in taken:
+            raise Violation("counter %d accepted twice" % got.seq)
+        if before is not None and before - got.seq > 32:
+            raise Violation("counter %d accepted after %d, outside the replay window" % (got.seq, before))
+        taken.add(got.seq)
         return "accepted"
 
 
