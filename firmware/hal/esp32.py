@@ -14,11 +14,7 @@ from firmware.hal.esp32_button import Button, make_pin
 from firmware.hal.esp32_buzzer import make_buzzer
 from firmware.hal.esp32_led import make_led
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[misc]  # the fallback for CPython; stubs type the real one
-        return x
+from micropython import const
 
 # Seconds from 1970 to 2000: ports whose time.time() counts from 2000 need it added for epoch ms.
 _Y2K = const(946684800)

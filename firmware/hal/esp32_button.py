@@ -3,11 +3,7 @@
 # tested on the host and the unix port; Button binds it to a machine.Pin and a clock.
 from firmware.core import ticks
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[misc]  # the fallback for CPython; stubs type the real one
-        return x
+from micropython import const
 
 # Sampling period: two samples fit inside the 30 ms debounce, and 15 ms is far below what a person
 # notices between pressing and the box reacting.

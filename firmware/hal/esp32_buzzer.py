@@ -1,11 +1,7 @@
 # ESP32 buzzer drivers. tone(hz): hz > 0 sounds, 0 silences.
 # Passive piezo: square wave from machine.PWM at the asked pitch, 50 % duty (loudest for a piezo).
 # Active buzzer: it has its own oscillator, so it is just switched on and off; the pitch is fixed.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[misc]  # the fallback for CPython; stubs type the real one
-        return x
+from micropython import const
 
 _HALF = const(32768)   # duty_u16 of 50 %: the square wave a piezo is loudest with
 # A piezo disc resonates at 2-4 kHz; below ~100 Hz it only clicks and above 10 kHz a sleeping parent

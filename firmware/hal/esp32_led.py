@@ -3,11 +3,7 @@
 # `machine` and `neopixel` are imported in the constructors so this module imports anywhere.
 
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[misc]  # the fallback for CPython; stubs type the real one
-        return x
+from micropython import const
 
 _FULL = const(65535)
 # 1 kHz: far above visible flicker, and apart from the piezo's 2-4 kHz tones so the two PWM

@@ -16,9 +16,9 @@
 # may remove a broken file (mpremote), which reopens at most the max_age_s freshness window, since
 # commands are refused until the gateway has wall time.
 import json
-import os
 
 from firmware.core import commands
+from firmware.shell.files import write_atomic
 
 _FILE = "/cmd_counter.json"
 _ENOENT = 2
@@ -56,10 +56,7 @@ class CommandHandler:
                                                  n or 0, c["max_age_s"])
 
     def _persist(self, n):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps({"n": n}))
-        os.rename(tmp, self.path)
+        write_atomic(self.path, json.dumps({"n": n}))
 
     def handle(self, gw, now_ms, name, payload):
         """Returns the audit record (a dict) to publish on <prefix>/audit."""

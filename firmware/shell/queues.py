@@ -1,11 +1,7 @@
 # The uplink's outage queues: the flash ring (outage_queue.py), loaded lazily, and a RAM stand-in for
 # boards and tests without a filesystem. Only the uplink worker thread appends, peeks and pops; the
 # asyncio side only asks len() and dropped, which never load the ring's code.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.lib.unload import forget
 

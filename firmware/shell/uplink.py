@@ -23,11 +23,7 @@ import random
 import time
 import _thread
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from firmware.core import payloads, ticks
 from firmware.shell import mqtt_guard
