@@ -17,6 +17,7 @@ from collections import deque
 import pytest
 
 from host_tests.paths import ROOT
+from host_tests.aioble_fakes import UUID, DeviceDisconnectedError, GattError
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from firmware.sensor import cgms
@@ -48,27 +49,6 @@ class Clock:
     async def sleep_ms(self, ms):
         self.sleeps.append(ms)
         await asyncio.sleep(ms / 1000 / SPEED)
-
-
-class DeviceDisconnectedError(Exception):
-    pass
-
-
-class GattError(Exception):
-    def __init__(self, status):
-        super().__init__(status)
-        self._status = status
-
-
-class UUID:
-    def __init__(self, v):
-        self.v = v
-
-    def __eq__(self, o):
-        return isinstance(o, UUID) and o.v == self.v
-
-    def __hash__(self):
-        return self.v
 
 
 class Core:

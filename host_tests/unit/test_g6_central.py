@@ -15,6 +15,7 @@ from collections import deque
 import pytest
 
 from host_tests.paths import ROOT
+from host_tests.aioble_fakes import UUID, DeviceDisconnectedError, GattError
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
@@ -75,27 +76,6 @@ class VClock:
             assert t <= limit_ms, "not reached by %d ms of virtual time" % limit_ms
             self.now = max(self.now, t)
             fut.set_result(None)
-
-
-class DeviceDisconnectedError(Exception):
-    pass
-
-
-class GattError(Exception):
-    def __init__(self, status):
-        super().__init__(status)
-        self._status = status
-
-
-class UUID:
-    def __init__(self, v):
-        self.v = v.lower() if isinstance(v, str) else v
-
-    def __eq__(self, o):
-        return isinstance(o, UUID) and o.v == self.v
-
-    def __hash__(self):
-        return hash(self.v)
 
 
 class Security:
