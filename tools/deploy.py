@@ -167,7 +167,11 @@ def check_board(impl, chip, cross_ver):
 # run two days at these figures, so they must not sit on the edge.
 # The measured heap includes host-only code: frozen, ~5 KiB after the imports (virtual controller, host
 # board, virtual socket: tools/heap_profile.py --build frozen32); as .mpy files ~18 KiB.
-NEED_KIB = {"stock": 192, "frozen": 72}
+# Since the host board became the ESP32 adapter itself (its Wi-Fi, NTP, watchdog and button code over
+# virtual network/ntptime/machine), the .mpy files' boot peak grew: 192 KiB hit MemoryError at boot, 200 KiB
+# ran a day (readings all accepted, no MemoryError); .mpy asks 200 + 8. The frozen build's 72 KiB still
+# held its two-day CI soak after that change.
+NEED_KIB = {"stock": 208, "frozen": 72}
 # Wi-Fi, BLE and a TLS handshake take internal RAM from the same ESP-IDF heap a plain ESP32's Python heap
 # grows into (MicroPython's esp32 docs, "Controlling the Python heap size"); the probe runs with the radios
 # off, so this much of the free ESP-IDF heap it reports is left to them (Wi-Fi ~40 KiB, NimBLE ~25 KiB,
