@@ -25,3 +25,20 @@ class UUID:
 
     def __hash__(self):
         return hash(self.v)
+
+
+class LinkState:
+    """The part of aioble.DeviceConnection both fakes share: a link that is up until dropped, and
+    DeviceDisconnectedError from any operation after that."""
+
+    def __init__(self):
+        import asyncio
+        self.gone = asyncio.Event()
+        self.encrypted = False
+
+    def is_connected(self):
+        return not self.gone.is_set()
+
+    def check(self):
+        if self.gone.is_set():
+            raise DeviceDisconnectedError

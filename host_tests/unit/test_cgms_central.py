@@ -17,7 +17,7 @@ from collections import deque
 import pytest
 
 from host_tests.paths import ROOT
-from host_tests.aioble_fakes import UUID, DeviceDisconnectedError, GattError
+from host_tests.aioble_fakes import UUID, DeviceDisconnectedError, GattError, LinkState
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from firmware.sensor import cgms
@@ -181,19 +181,11 @@ class Service:
         return None
 
 
-class Connection:
+class Connection(LinkState):
     def __init__(self, ble, peer):
+        LinkState.__init__(self)
         self.ble, self.peer = ble, peer
-        self.gone = asyncio.Event()
         self.meas = self.racp_char = None
-        self.encrypted = False
-
-    def is_connected(self):
-        return not self.gone.is_set()
-
-    def check(self):
-        if self.gone.is_set():
-            raise DeviceDisconnectedError
 
     def drop(self):
         self.gone.set()

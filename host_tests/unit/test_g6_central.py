@@ -15,7 +15,7 @@ from collections import deque
 import pytest
 
 from host_tests.paths import ROOT
-from host_tests.aioble_fakes import UUID, DeviceDisconnectedError, GattError
+from host_tests.aioble_fakes import UUID, DeviceDisconnectedError, GattError, LinkState
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
@@ -158,19 +158,11 @@ class Service:
         return None if name is None else self.conn.chars[name]
 
 
-class Connection:
+class Connection(LinkState):
     def __init__(self, ble, link):
+        LinkState.__init__(self)
         self.ble, self.link = ble, link
-        self.gone = asyncio.Event()
         self.chars = {n: Char(self, n) for n in (g6t.AUTH, g6t.CONTROL, g6t.BACKFILL)}
-        self.encrypted = False
-
-    def is_connected(self):
-        return not self.gone.is_set()
-
-    def check(self):
-        if self.gone.is_set():
-            raise DeviceDisconnectedError
 
     def drop(self):
         self.gone.set()
