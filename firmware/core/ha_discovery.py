@@ -34,21 +34,20 @@ def _entity(cfg, key, name, template, extra):
     for k in extra:
         body[k] = extra[k]
     topic = "%s/sensor/nightstand_%s/%s/config" % (cfg["mqtt"]["ha_prefix"], gid, key)
-    # no spaces after , and : : the uplink keeps these strings for the whole run (republished when Home
-    # Assistant restarts), ~120 B less of a board's heap for good
+    # no spaces after , and : : ~120 B less of a board's heap while the uplink sends them
     return topic, json.dumps(body, separators=(",", ":"))
 
 
 def messages(cfg):
-    """[(topic, payload str)] to publish retained (QoS 1); [] when discovery is off."""
+    """(topic, payload str) pairs to publish retained (QoS 1), none when discovery is off. A generator:
+    the uplink sends each before the next is built, so one ~0.5 KiB payload is in the heap at a time
+    (this runs as the uplink connects, the heap's busiest moment)."""
     if not cfg["mqtt"]["ha_discovery"]:
-        return []
-    return [
-        _entity(cfg, "glucose", "Glucose", "{{ value_json.last_sgv }}", {
-            "device_class": "blood_glucose_concentration",
-            "unit_of_measurement": "mg/dL",
-            "state_class": "measurement",
-        }),
-        _entity(cfg, "alarm", "Alarm", "{{ value_json.alarm or 'none' }}", {"icon": "mdi:alarm-light"}),
-        _entity(cfg, "pattern", "Pattern", "{{ value_json.pattern }}", {"icon": "mdi:led-on"}),
-    ]
+        return
+    yield _entity(cfg, "glucose", "Glucose", "{{ value_json.last_sgv }}", {
+        "device_class": "blood_glucose_concentration",
+        "unit_of_measurement": "mg/dL",
+        "state_class": "measurement",
+    })
+    yield _entity(cfg, "alarm", "Alarm", "{{ value_json.alarm or 'none' }}", {"icon": "mdi:alarm-light"})
+    yield _entity(cfg, "pattern", "Pattern", "{{ value_json.pattern }}", {"icon": "mdi:led-on"})

@@ -22,13 +22,17 @@ _SELFTEST_MS = const(3000)     # LED sweep + chirp at boot, so a family sees and
 
 
 def _discovery(cfg):
-    """Home Assistant's retained config messages, built once at boot; the module is not kept."""
+    """A function giving Home Assistant's retained config messages, or None when discovery is off. The
+    uplink calls it on each connect: the module and the messages (~1.7 KiB of strings) live only while
+    they are sent, not for the whole run."""
     if not cfg["mqtt"]["ha_discovery"]:
-        return []
-    from firmware.core import ha_discovery
-    msgs = ha_discovery.messages(cfg)
-    _forget("firmware.core.ha_discovery")
-    return msgs
+        return None
+
+    def build():
+        from firmware.core import ha_discovery
+        _forget("firmware.core.ha_discovery")   # the generator keeps what it needs while it runs
+        return ha_discovery.messages(cfg)
+    return build
 
 
 def _mkdir(path):

@@ -67,11 +67,13 @@ class Uplink:
         self.clock = clock
         self.queue = queue if queue is not None else RamQueue()
         self.client_factory = client_factory
-        # [(topic, payload)] published retained on every connect and when HA says it is online
-        self.discovery = discovery or []
+        # None, or a function giving [(topic, payload)] to publish retained on every connect and when HA
+        # says it is online: built each time and dropped after (app.py), not kept for the run (~1.7 KiB)
+        self.discovery = discovery
         self.ha_status = m.get("ha_prefix", "homeassistant") + "/status"
         self._ha_status_b = self.ha_status.encode()  # compared with umqtt's topic bytes, no decode
         self._ha_due = False
+        self.ha_skipped = 0    # discovery rounds cut short by a MemoryError (see _publish_discovery)
         self.lock = _thread.allocate_lock()
         self.pending = []      # [suffix, payload, qos, retain]
         self._news = []        # ("up",) ("down", why) ("queue", why), ("cmd_flood", why),
@@ -189,15 +191,31 @@ class Uplink:
         if self.discovery:
             c.subscribe(self.ha_status.encode(), 0)
         c.publish((self.prefix + "/availability").encode(), b"online", True, 1)
-        self._publish_discovery()
+        self._ha_due = self.discovery is not None   # sent by the first _step, once the link is up
         with self.lock:
             self.connected = True
             self.away = False
         self._tell("up")
 
     def _publish_discovery(self):
+        """Home Assistant's config messages, built one at a time. A MemoryError while one is built
+        (the connect is the heap's busiest moment) skips the rest until the next connect or Home
+        Assistant's next `online`: they are retained at the broker from earlier connects, and a
+        connection that never comes up over them would strand the readings."""
         self._ha_due = False
-        for topic, payload in self.discovery:
+        try:
+            msgs = iter(self.discovery())
+        except MemoryError:
+            self.ha_skipped += 1
+            return
+        while True:
+            try:
+                topic, payload = next(msgs)
+            except StopIteration:
+                return
+            except MemoryError:
+                self.ha_skipped += 1
+                return
             self.client.publish(topic.encode(), payload, True, 1)
 
     def _on_msg(self, topic, msg):
@@ -317,8 +335,7 @@ class Uplink:
     def _step(self):
         """One unit of work while connected. True when something was sent."""
         if self._ha_due:
-            self._publish_discovery()
-            return True
+            self._publish_discovery()   # and on, in the same pass, as it was part of the connect
         q = self.queue.peek()
         if q is not None:
             rec = json.loads(q)

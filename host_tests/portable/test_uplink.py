@@ -101,8 +101,9 @@ def _make(queue=None, **mqtt):
     cfg = config.build({"gateway_id": "kid", "sensor": {"allow_plain": True}, "mqtt": mqtt})
     broker = Broker()
     board = Board()
-    up = Uplink(cfg, board, Clock(), queue, client_factory=lambda u: FakeClient(broker),
-                discovery=ha_discovery.messages(cfg))
+    # as firmware/shell/app.py hands it over: a function building the messages, None when discovery is off
+    disc = (lambda: ha_discovery.messages(cfg)) if cfg["mqtt"]["ha_discovery"] else None
+    up = Uplink(cfg, board, Clock(), queue, client_factory=lambda u: FakeClient(broker), discovery=disc)
     return up, broker, board
 
 
@@ -533,3 +534,22 @@ def test_a_reboot_mid_outage_loads_the_queue_at_boot_and_replays_it_first():
     forget(_QMOD)
     q3, _ = open_queue(_DIR)
     assert isinstance(q3, LazyQueue) and len(q3) == 0 and _QMOD not in sys.modules
+
+
+def test_no_memory_for_home_assistant_discovery_still_brings_the_link_up_and_sends_readings():
+    # Discovery is built as the uplink connects, the heap's busiest moment: running out of memory there
+    # must cost Home Assistant's (retained, already sent) config messages, never the link or the readings.
+    up, b, _ = _make()
+    cfg = config.build({"gateway_id": "kid", "sensor": {"allow_plain": True}, "mqtt": {}})
+
+    def no_memory_after_the_first():
+        yield next(iter(ha_discovery.messages(cfg)))
+        raise MemoryError("memory allocation failed, allocating 512 bytes")
+    up.discovery = no_memory_after_the_first
+    up.send("reading", _reading(1), qos=1)
+    _run(up, 3)
+    assert up.connected
+    assert [t for t, _, _, _ in b.got if t.startswith("homeassistant/")] == [
+        "homeassistant/sensor/nightstand_kid/glucose/config"]
+    assert [r["seq"] for r in _readings(b)] == [1]
+    assert up.ha_skipped == 1
