@@ -4,7 +4,7 @@
 #
 # A board object offers exactly this surface to the shell (keep it small; add here first):
 #   board.name                 board config "name"
-#   board.clock                Clock: ticks_ms(), async sleep_ms(ms), wall_ms() -> epoch ms or None
+#   board.clock                Clock: ticks_ms(), sleep_ms(ms) (awaitable), wall_ms() -> epoch ms or None
 #   board.ble                  the aioble module itself (micropython-lib: core, central, client, security),
 #                              opened by firmware/hal/ble.py on both boards; on the host it runs over the
 #                              virtual `bluetooth` module in tools/virtual_hw/ (host only)

@@ -186,8 +186,8 @@ class _ButtonClock:
     def ticks_ms(self):
         return int(time.time_ns() * self._k() // 1000000) & _MASK
 
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(max(1, int(ms / self._k())))
+    def sleep_ms(self, ms):
+        return asyncio.sleep_ms(max(1, int(ms / self._k())))   # as firmware/lib/clock.Clock.sleep_ms
 
 
 # The simulator's access point: what the host joins when the gateway config lists no network (the host

@@ -19,8 +19,12 @@ class Clock:
     def ticks_ms(self):
         return time.ticks_ms()
 
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(ms)
+    def sleep_ms(self, ms):
+        # `await clock.sleep_ms(ms)`: asyncio's own awaitable, handed back rather than awaited in an
+        # `async def`, which would keep one more coroutine frame (64 B of a 32-bit heap) alive for every
+        # task asleep, and nearly every task is asleep nearly always. Await it at once (it is asyncio's
+        # shared sleep object), never make a task of it.
+        return asyncio.sleep_ms(ms)
 
     def sleep_blocking_ms(self, ms):
         """For the uplink thread only; never call from an asyncio task."""
@@ -69,8 +73,8 @@ class ScaledClock(Clock):
     def ticks_ms(self):
         return (self.ticks0 + self.sim_ms()) & _MASK
 
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(max(self.FLOOR_MS, int(ms / self.speed)))
+    def sleep_ms(self, ms):
+        return asyncio.sleep_ms(max(self.FLOOR_MS, int(ms / self.speed)))   # see Clock.sleep_ms
 
     def sleep_blocking_ms(self, ms):
         time.sleep_ms(max(1, int(ms / self.speed)))
