@@ -82,31 +82,69 @@ class _HostAsyncio:
         return asyncio.sleep_ms(max(int(ms / self._clock.speed), PEER_REAL_MS))
 
 
+def _readable(sock):
+    # A generator, not an async def: asyncio's own way (asyncio/stream.py) to sleep until a socket reads.
+    yield asyncio.core._io_queue.queue_read(sock)
+
+
+class _SimLink:
+    """The simulator link: JSON lines both ways over a loopback TCP socket. asyncio.open_connection's
+    Stream would do the same, but its module keeps ~1 KiB of heap for the whole run that a board never
+    loads (the broadcast gateway has no other use for it), and the frozen build's heap figures are meant
+    to be a board's."""
+
+    def __init__(self, host, port):
+        import socket
+        self.s = s = socket.socket()
+        s.connect(socket.getaddrinfo(host, port)[0][-1])   # loopback: connects at once
+        try:   # TCP_NODELAY: every BLE operation is a small request and answer on this link
+            s.setsockopt(6, 1, 1)
+        except (AttributeError, OSError):
+            pass
+        s.setblocking(False)
+
+    def write(self, data):
+        """All of data, now (a line is small and the simulator reads as fast as it can)."""
+        mv, n = memoryview(data), 0
+        while n < len(mv):
+            try:
+                w = self.s.write(mv[n:])
+            except OSError:
+                w = None   # EAGAIN: the simulator's buffer is full for a moment
+            if w:
+                n += w
+            else:
+                time.sleep_ms(1)
+
+    async def readline(self):
+        """One line (with its newline); b"" when the simulator closed the link."""
+        line = b""
+        while True:
+            await _readable(self.s)
+            part = self.s.readline()   # reads what is there, never blocks
+            if part is None:
+                continue
+            line += part
+            if not part or line[-1] == 10:
+                return line
+
+
 # The shortest real wait for an answer from a simulated peer (aioble's timeouts and the virtual
 # controller's connect, ATT and SMP timeouts): tests of those limits run at a low --speed.
 PEER_REAL_MS = 250
 
 
-class VirtualLed:
+class _Recorder:
+    """The LED (show) and buzzer (tone) of a board config without them (a bench's): they only remember
+    what they were last told. One class for both: each class is ~250 B of heap for the whole run."""
+
     def __init__(self):
-        self.rgb = None
-        self.changes = 0
+        self.value = None
 
-    def show(self, rgb):
-        if rgb != self.rgb:
-            self.rgb = rgb
-            self.changes += 1
+    def _set(self, value):
+        self.value = value
 
-
-class VirtualBuzzer:
-    def __init__(self):
-        self.hz = 0
-        self.changes = 0
-
-    def tone(self, hz):
-        if hz != self.hz:
-            self.hz = hz
-            self.changes += 1
+    show = tone = _set
 
 
 _ENOSPC = 28
@@ -156,7 +194,7 @@ def _drivers(board_cfg):
     as the board config asks for them (board_configs/host.json); a config without them (a bench's) gets
     plain recorders."""
     if "led" not in board_cfg or "buzzer" not in board_cfg:
-        return VirtualLed(), VirtualBuzzer()
+        return _Recorder(), _Recorder()
     from firmware.hal.esp32_buzzer import make_buzzer
     from firmware.hal.esp32_led import make_led
     # board_configs/host.json is checked with the other board files (host_tests/unit); the schema
@@ -225,7 +263,7 @@ class HostBoard(Esp32Board):
         # that task at its next check-in (firmware/shell/supervisor.py). hang_radio wedges the radio.
         self.inject = set()
         self.rx_memory_errors = 0  # simulator lines lost to a full heap (_listen)
-        self._reader = None
+        self._link = None       # the simulator link (_SimLink), when NIGHTSTAND_SIM names one
         self.dns_ok = True
         self.flash_ok = True
         self.flash_bytes = 0
@@ -256,8 +294,8 @@ class HostBoard(Esp32Board):
         return self._ble
 
     def _send(self, msg):
-        if self._reader is not None:
-            self._writer.write((json.dumps(msg) + "\n").encode())
+        if self._link is not None:
+            self._link.write((json.dumps(msg) + "\n").encode())
 
     def _install_open(self):
         import builtins
@@ -289,15 +327,10 @@ class HostBoard(Esp32Board):
             await Esp32Board.start(self)
             return
         host, port = where.rsplit(":", 1)
-        self._reader, self._writer = await asyncio.open_connection(host, int(port))
-        try:   # TCP_NODELAY: every BLE operation is a small request and answer on this link
-            self._writer.s.setsockopt(6, 1, 1)
-        except (AttributeError, OSError, KeyError):
-            pass
-        self._writer.write(b'{"hello": "nightstand"}\n')
-        await self._writer.drain()
+        self._link = _SimLink(host, int(port))
+        self._link.write(b'{"hello": "nightstand"}\n')
         while True:
-            msg = json.loads(await self._reader.readline())
+            msg = json.loads(await self._link.readline())
             if "start" in msg:
                 s = msg["start"]
                 self.clock.start(s.get("speed", 1), None, s.get("ticks0", 0), s.get("real0_ns"))
@@ -320,7 +353,7 @@ class HostBoard(Esp32Board):
 
     async def _listen_one(self):
         """One line from the simulator; True when the simulator is gone or said quit."""
-        line = await self._reader.readline()
+        line = await self._link.readline()
         if not line:
             self.stopping = True
             return True
