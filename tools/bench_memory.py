@@ -33,7 +33,7 @@ TARGET_KIB = 48          # the issue's target for the frozen build: a plain ESP3
 GROWTH_LIMIT = soak.GROWTH_LIMIT
 BUILDS = ("frozen32", "plain32")
 # Bisect ranges (KiB), the top one a heap that runs: with the real aioble over the virtual controller a
-# day needs 64 KiB frozen and about three times that as .mpy files (2026-11-30, tools/soak.py --bisect).
+# day needs 60 KiB frozen and about three times that as .mpy files (2026-12-01, make bench).
 RANGES = {"frozen32": (40, 96), "plain32": (128, 256)}
 STEP_KIB = 4
 
@@ -60,11 +60,22 @@ def boot_heap(build):
     return {"in_use": int(in_use), "firmware": int(fw), "free": int(free), "from": where}
 
 
+def host_only_bytes(build):
+    """Bytes of heap the host-only code keeps on this build: the host board and the virtual hardware
+    (tools/heap_profile.py HOST_ONLY: the BLE controller, machine, neopixel, network, socket), which a
+    board has in C or not at all. Their import cost only, measured leaves first; the objects they make
+    while running (the controller's connections, the simulator link) are not counted, so a board's need
+    estimated with it is an upper bound."""
+    import heap_profile
+    r = heap_profile.import_costs("256K", heap_profile.ENTRY + ("network",), build)
+    return sum(c for n, c, _q in r["per_module"] if n in heap_profile.HOST_ONLY)
+
+
 def measure(build, quick=False, log=print):
-    out = {"build": build, "boot": boot_heap(build)}
+    out = {"build": build, "boot": boot_heap(build), "host_only_B": host_only_bytes(build)}
     b = out["boot"]
-    log("  %s: heap in use after import firmware.shell.app %d B (firmware %d B), from %s" % (
-        build, b["in_use"], b["firmware"], b["from"]))
+    log("  %s: heap in use after import firmware.shell.app %d B (firmware %d B), from %s; host-only code "
+        "%d B" % (build, b["in_use"], b["firmware"], b["from"], out["host_only_B"]))
     lo, hi = RANGES[build]
     size, tried = soak.bisect(lo, hi, days=1, step=STEP_KIB, build=build, log=log)
     out["min_heap_kib"], out["bisect"] = size, tried
@@ -90,6 +101,10 @@ def add_rows(tab, res):
         target = TARGET_KIB if build == "frozen32" else None
         tab.add("mem_%s_min_heap_KiB" % build, "smallest heap for a day --noise 200, %s" % name,
                 r["min_heap_kib"], "KiB", target, fmt="%d")
+        if r.get("host_only_B") is not None and r["min_heap_kib"]:
+            tab.add("mem_%s_board_KiB" % build, "... less the host-only code (%d B): a board needs at most, %s" % (
+                r["host_only_B"], name), r["min_heap_kib"] - r["host_only_B"] / 1024.0, "KiB", fmt="%.1f",
+                note="the simulator's board and virtual hardware are C or absent on a board")
         w = r["week"]
         tab.add("mem_%s_week" % build, "%d days at %s, %s" % (w["days"], w["heap"], name),
                 "holds" if w["holds"] else "no: " + (w["why"] or "")[:60],

@@ -160,18 +160,14 @@ def check_board(impl, chip, cross_ver):
 # The Python heap the gateway needs, measured on 32-bit builds of MicroPython v1.28.0 (tools/soak.py
 # --bisect, as tools/bench_memory.py does for `make bench`) with the real aioble 0.6.2 and umqtt.simple
 # 1.8.0 over the host's virtual controller: the smallest heap that runs a simulated day with --noise 200
-# (2026-11-30, two searches each: frozen 64 KiB, 60 KiB hit MemoryError; .mpy files 184 KiB, 180 and
-# 176 KiB hit MemoryError; 4 KiB steps), plus the same 8 KiB margin as before the real aioble: at the
-# smallest heap there is no slack for a crowded sky (the soak's advert rate is far below a street's),
-# NimBLE's event allocations and TLS objects on a board, and the CI soaks (host_tests/soak/test_soak.py)
-# run two days at these figures, so they must not sit on the edge.
-# The measured heap includes host-only code: frozen, ~5 KiB after the imports (virtual controller, host
-# board, virtual socket: tools/heap_profile.py --build frozen32); as .mpy files ~18 KiB.
-# Since the host board became the ESP32 adapter itself (its Wi-Fi, NTP, watchdog and button code over
-# virtual network/ntptime/machine), the .mpy files' boot peak grew: 192 KiB hit MemoryError at boot, 200 KiB
-# ran a day (readings all accepted, no MemoryError); .mpy asks 200 + 8. The frozen build's 72 KiB still
-# held its two-day CI soak after that change.
-NEED_KIB = {"stock": 208, "frozen": 72}
+# (2026-12-01, make bench: frozen 60 KiB, 56 and 52 KiB hit MemoryError; .mpy files 192 KiB, 188 to 160 KiB
+# hit MemoryError; 4 KiB steps), plus the same 8 KiB margin as before the real aioble: at the smallest
+# heap there is no slack for a crowded sky (the soak's advert rate is far below a street's), NimBLE's event
+# allocations and TLS objects on a board, and the CI soaks (host_tests/soak/test_soak.py) run two days at
+# these figures, so they must not sit on the edge.
+# The measured heap includes host-only code, 5.5 KiB frozen and 19.4 KiB as .mpy files (the host board and
+# the virtual hardware, import cost: make bench's mem_*_board_KiB rows), which a board does not have.
+NEED_KIB = {"stock": 200, "frozen": 68}
 # Wi-Fi, BLE and a TLS handshake take internal RAM from the same ESP-IDF heap a plain ESP32's Python heap
 # grows into (MicroPython's esp32 docs, "Controlling the Python heap size"); the probe runs with the radios
 # off, so this much of the free ESP-IDF heap it reports is left to them (Wi-Fi ~40 KiB, NimBLE ~25 KiB,

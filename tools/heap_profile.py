@@ -46,8 +46,9 @@ import soak  # noqa: E402
 from deploy import HOST_ONLY as _HOST_FILES  # noqa: E402  (the modules that never go to a board)
 
 # ... and the virtual hardware the host board runs on (tools/virtual_hw: bluetooth is the BLE controller;
-# machine, neopixel and socket are C modules in a board's firmware, with next to nothing in the heap)
-VIRTUAL_HW = ("bluetooth", "machine", "neopixel", "socket")
+# machine, neopixel, network and socket are C modules in a board's firmware, with next to nothing in the
+# heap; ntptime is not here: a board's firmware has it as a frozen Python module, heap and all)
+VIRTUAL_HW = ("bluetooth", "machine", "neopixel", "network", "socket")
 HOST_ONLY = tuple(p[:-3].replace("/", ".") for p in _HOST_FILES) + VIRTUAL_HW
 # What a host gateway with a broadcast sensor loads by its first reading: the board, the app, the config
 # loader (dropped again once the config is loaded: BOOT_ONLY), the sensor decoder, the flash outage

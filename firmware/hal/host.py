@@ -225,7 +225,7 @@ class _ButtonClock:
         return int(time.time_ns() * self._k() // 1000000) & _MASK
 
     def sleep_ms(self, ms):
-        return asyncio.sleep_ms(max(1, int(ms / self._k())))   # as firmware/lib/clock.Clock.sleep_ms
+        return asyncio.sleep_ms(max(1, int(ms / self._k())))   # as Clock.sleep_ms (firmware/lib/clock.py)
 
 
 # The simulator's access point: what the host joins when the gateway config lists no network (the host

@@ -15,8 +15,8 @@ import soak
 
 # Issue 16's target: with Nightstand frozen in, the gateway runs in 48 KiB. Met with the aioble stand-ins
 # before main's phone/Nightscout sources and Dexcom G6 central (a day ran at 44 KiB); with the real aioble
-# 0.6.2 over the virtual controller a day needs 64 KiB (52, 56 and 60 KiB: MemoryError; tools/soak.py
-# --bisect, 2026-11-30), so the target is a strict xfail: the day it fits again, this says so.
+# 0.6.2 over the virtual controller a day needs 60 KiB (52 and 56 KiB: MemoryError; make bench,
+# 2026-12-01), so the target is a strict xfail: the day it fits again, this says so.
 FROZEN_TARGET = "48K"
 
 
@@ -47,7 +47,7 @@ def test_two_days_with_advert_noise_hold_the_frozen_build_in_what_deploy_asks(mo
 
 @pytest.mark.xfail(strict=True, reason=(
     "issue 16's 48 KiB target for the frozen build is missed: with the real aioble a simulated day needs "
-    "64 KiB (tools/soak.py --bisect; docs/boards.md, 'Memory: which build a board needs')"))
+    "60 KiB (make bench; docs/boards.md, 'Memory: which build a board needs')"))
 def test_a_day_with_advert_noise_runs_the_frozen_build_in_48k(mosquitto):
     _build("frozen32")
     r = soak.soak(days=1, heap=FROZEN_TARGET, speed=3000, noise=200, broker_port=mosquitto.port,
