@@ -140,6 +140,7 @@ class App:
                 "cmd_dropped": self.uplink.cmd_dropped,      # flood, rate limit and oversized
                 "cmd_oversized": self.uplink.cmd_oversized,  # of which discarded unread
                 "uplink_crashes": self.uplink.crashes,
+                "ha_skipped": self.uplink.ha_skipped,        # discovery cut short by a full heap
                 # each source's state, the age of its newest reading and its path (docs/sources.md)
                 "sources": self.gw.merge.snapshot(now),
             }, 0, False)

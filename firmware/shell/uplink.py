@@ -67,8 +67,8 @@ class Uplink:
         self.clock = clock
         self.queue = queue if queue is not None else RamQueue()
         self.client_factory = client_factory
-        # None, or a function giving [(topic, payload)] to publish retained on every connect and when HA
-        # says it is online: built each time and dropped after (app.py), not kept for the run (~1.7 KiB)
+        # None, or a function giving the (topic, payload) pairs to publish retained on every connect and
+        # when HA says it is online: built each time and dropped after (app.py), not kept (~1.7 KiB)
         self.discovery = discovery
         self.ha_status = m.get("ha_prefix", "homeassistant") + "/status"
         self._ha_status_b = self.ha_status.encode()  # compared with umqtt's topic bytes, no decode
