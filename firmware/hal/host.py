@@ -33,7 +33,7 @@ import time
 
 import asyncio
 
-from firmware.lib.clock import ScaledClock
+from firmware.lib.clock import Clock, SCALED_FLOOR_MS
 from firmware.lib.mailbox import Mailbox
 from firmware.hal.esp32 import Esp32Board, Wifi
 
@@ -209,6 +209,50 @@ def _drivers(board_cfg):
 _BUTTON_SPEED = 5
 _SHORT_HOLD_MS = 120   # a parent's quick press: well past the debounce, far below the long press
 _MASK = 0x3FFFFFFF     # ticks_ms period 2**30, as on the ESP32
+
+
+class ScaledClock(Clock):
+    """The host board's clock: scenario time runs `speed` times faster than real time, from the
+    simulator's instant (start())."""
+
+    def __init__(self, speed=1, ticks0=0):
+        Clock.__init__(self)
+        self.speed = speed
+        self.ticks0 = ticks0 & _MASK  # lets tests start just before the 2**30 wrap
+        self._real0 = time.time_ns()
+        self._wall0 = None
+
+    def start(self, speed=None, wall0_ms=None, ticks0=None, real0_ns=None):
+        """Scenario time 0 is now, or at real0_ns on the system clock (the simulator's instant)."""
+        if speed:
+            self.speed = speed
+        if ticks0 is not None:
+            self.ticks0 = ticks0 & _MASK
+        self._wall0 = wall0_ms
+        self._real0 = real0_ns or time.time_ns()
+
+    def sim_ms(self):
+        return int((time.time_ns() - self._real0) * self.speed) // 1000000
+
+    def ticks_ms(self):
+        return (self.ticks0 + self.sim_ms()) & _MASK
+
+    def sleep_ms(self, ms):
+        return asyncio.sleep_ms(max(SCALED_FLOOR_MS, int(ms / self.speed)))   # see Clock.sleep_ms
+
+    def sleep_blocking_ms(self, ms):
+        time.sleep_ms(max(1, int(ms / self.speed)))
+
+    def set_wall_ms(self, epoch_ms):
+        self._wall0 = epoch_ms - self.sim_ms()
+
+    def wall_ms(self):
+        if self._wall0 is None:
+            return None
+        return self._wall0 + self.sim_ms()
+
+    def scenario_s(self):
+        return self.sim_ms() / 1000
 
 
 class _ButtonClock:
