@@ -12,6 +12,9 @@ it measures
             the firmware added to the interpreter's own
   min heap  the smallest -X heapsize (4 KiB steps) that runs a simulated day with --noise 200: every
             reading accepted and delivered, no MemoryError (tools/soak.py bisect)
+  + phone   frozen32 only: the same bisect with the phone polled beside the radio sensor (tools/soak.py
+            --source phone), the most a family's gateway runs: the HTTP poll's reads are the largest
+            blocks it asks of a heap the advert flood has cut up
   week      seven simulated days (--quick: two) with --noise 200 at the target heap (frozen32: 48 KiB,
             the issue's target) or at the smallest heap found (plain32), and the growth of the best heap
             free after gc from day 1 to the last day (target <= 1 KiB); faults the box showed, e.g. `heap`
@@ -36,6 +39,9 @@ BUILDS = ("frozen32", "plain32")
 # day needs 60 KiB frozen and about three times that as .mpy files (2026-12-01, make bench).
 RANGES = {"frozen32": (40, 96), "plain32": (128, 256)}
 STEP_KIB = 4
+# ... with the phone beside the radio sensor: 80 KiB frozen (76 and 72 KiB: MemoryError, 2026-12-01).
+PHONE_RANGE = (56, 112)
+PHONE_ARGS = soak.source_args("broadcast", ("phone",))
 
 _BOOT = """
 import gc, sys
@@ -79,6 +85,10 @@ def measure(build, quick=False, log=print):
     lo, hi = RANGES[build]
     size, tried = soak.bisect(lo, hi, days=1, step=STEP_KIB, build=build, log=log)
     out["min_heap_kib"], out["bisect"] = size, tried
+    if build == "frozen32":
+        lo, hi = PHONE_RANGE
+        out["min_heap_phone_kib"], _ = soak.bisect(lo, hi, days=1, step=STEP_KIB, build=build, log=log,
+                                                   sim_args=PHONE_ARGS)
     days = 2 if quick else 7
     at = TARGET_KIB if build == "frozen32" else (size or hi)
     r = soak.soak(days, "%dK" % at, build=build)
@@ -105,6 +115,10 @@ def add_rows(tab, res):
             tab.add("mem_%s_board_KiB" % build, "... less the host-only code (%d B): a board needs at most, %s" % (
                 r["host_only_B"], name), r["min_heap_kib"] - r["host_only_B"] / 1024.0, "KiB", fmt="%.1f",
                 note="the simulator's board and virtual hardware are C or absent on a board")
+        if "min_heap_phone_kib" in r:
+            tab.add("mem_%s_min_heap_phone_KiB" % build,
+                    "smallest heap for a day with the phone polled beside the radio, %s" % name,
+                    r["min_heap_phone_kib"], "KiB", fmt="%d", note="tools/soak.py --source phone")
         w = r["week"]
         tab.add("mem_%s_week" % build, "%d days at %s, %s" % (w["days"], w["heap"], name),
                 "holds" if w["holds"] else "no: " + (w["why"] or "")[:60],

@@ -83,6 +83,7 @@ def load_board(name):
 
 
 def check_gateway_config(config_path, secrets_path):
+    """The gateway config the board will run (config and secrets merged and validated)."""
     layers = []
     for p in (config_path, secrets_path):
         if p is None:
@@ -98,9 +99,14 @@ def check_gateway_config(config_path, secrets_path):
         if not isinstance(layers[-1], dict):
             raise DeployError("%s: must be a JSON object {...}, not %s" % (p, type(layers[-1]).__name__))
     try:
-        config_schema.build(*layers)
+        return config_schema.build(*layers)
     except ConfigError as e:
         raise DeployError("%s: %s" % (config_path or secrets_path or "config", e))
+
+
+def has_network_source(cfg):
+    """Whether a gateway config polls a phone or Nightscout (its heap need is NEED_WITH_SOURCE_KIB)."""
+    return any(s.get("kind") in ("phone", "nightscout") for s in (cfg or {}).get("sources") or ())
 
 
 def firmware_sources():
@@ -168,6 +174,12 @@ def check_board(impl, chip, cross_ver):
 # The measured heap includes host-only code, 5.5 KiB frozen and 19.4 KiB as .mpy files (the host board and
 # the virtual hardware, import cost: make bench's mem_*_board_KiB rows), which a board does not have.
 NEED_KIB = {"stock": 200, "frozen": 68}
+# ... for a gateway config with a phone or Nightscout source (tools/soak.py --source phone beside the
+# broadcast sensor, 2026-12-01): frozen 80 KiB (76 and 72 KiB: MemoryError, every one the poll's 512-byte
+# read in a heap that the advert flood had cut into smaller pieces, with 13-20 KB free), .mpy files
+# 200 KiB (8 KiB steps from 192, where the radio alone runs); plus the same 8 KiB. The phone alone (no
+# radio sensor) ran at 64 KiB frozen, under NEED_KIB, but the deploy does not tell the two apart.
+NEED_WITH_SOURCE_KIB = {"stock": 208, "frozen": 88}
 # Wi-Fi, BLE and a TLS handshake take internal RAM from the same ESP-IDF heap a plain ESP32's Python heap
 # grows into (MicroPython's esp32 docs, "Controlling the Python heap size"); the probe runs with the radios
 # off, so this much of the free ESP-IDF heap it reports is left to them (Wi-Fi ~40 KiB, NimBLE ~25 KiB,
@@ -221,29 +233,32 @@ def available_kib(mem):
     return mem["heap_kib"] + max(0, mem["idf_free_kib"] - RADIO_RESERVE_KIB)
 
 
-def memory_verdict(mem, bcfg, board_name):
+def memory_verdict(mem, bcfg, board_name, network=False):
     """(message) when the board fits what it will run; raises DeployError (one sentence, next step)
-    when it does not. Frozen-in Nightstand runs as it is; otherwise the .mpy files need NEED_KIB["stock"]."""
+    when it does not. Frozen-in Nightstand runs as it is; otherwise the .mpy files need NEED_KIB["stock"].
+    network: the config copied with it polls a phone or Nightscout (NEED_WITH_SOURCE_KIB)."""
+    needs = NEED_WITH_SOURCE_KIB if network else NEED_KIB
+    what = "with its phone or Nightscout source " if network else ""
     have = available_kib(mem)
     kind = "has PSRAM and offers %d KiB of Python heap" % have if mem["psram"] else \
         "has no PSRAM and offers %d KiB of Python heap (%d KiB now, %d KiB more it may grow into once Wi-Fi, " \
         "BLE and TLS have theirs)" % (have, mem["heap_kib"], max(0, mem["idf_free_kib"] - RADIO_RESERVE_KIB))
     if mem["frozen"]:
-        need = NEED_KIB["frozen"]
+        need = needs["frozen"]
         if have < need:
-            raise DeployError("this board %s, Nightstand frozen in needs %d KiB, so nothing was written: use a "
-                              "PSRAM board such as esp32s3_devkitc1_n8r8" % (kind, need))
-        return "memory: this board %s and has Nightstand frozen in (needs %d KiB): fits; the .mpy firmware is " \
-            "not copied" % (kind, need)
-    need = NEED_KIB["stock"]
+            raise DeployError("this board %s, Nightstand frozen in %sneeds %d KiB, so nothing was written: use a "
+                              "PSRAM board such as esp32s3_devkitc1_n8r8" % (kind, what, need))
+        return "memory: this board %s and has Nightstand frozen in (%sneeds %d KiB): fits; the .mpy firmware " \
+            "is not copied" % (kind, what, need)
+    need = needs["stock"]
     if have < need:
         mc = (bcfg.get("memory") or {}).get("class")
         nxt = ("flash MicroPython's SPIRAM firmware for this board from micropython.org/download (a PSRAM board "
                "running firmware without PSRAM support), or " + FROZEN_HOWTO) if mc == "psram" else \
             (FROZEN_HOWTO + ", or use a PSRAM board such as esp32s3_devkitc1_n8r8")
-        raise DeployError("this board %s, but Nightstand as .mpy files needs %d KiB, so nothing was written: "
-                          "%s, then deploy again" % (kind, need, nxt))
-    return "memory: this board %s; the .mpy firmware needs %d KiB: fits" % (kind, need)
+        raise DeployError("this board %s, but Nightstand as .mpy files %sneeds %d KiB, so nothing was written: "
+                          "%s, then deploy again" % (kind, what, need, nxt))
+    return "memory: this board %s; the .mpy firmware %sneeds %d KiB: fits" % (kind, what, need)
 
 
 def memory_plan_note(bcfg, board_name):
@@ -256,9 +271,10 @@ def memory_plan_note(bcfg, board_name):
             m.get("needs") == "frozen" else "class plain (%d KiB heap budget)" % m.get("heap_kib", 0)
     return ("# memory check, before anything is written: %s is %s; the board reports its Python heap, free "
             "ESP-IDF heap (less %d KiB for Wi-Fi, BLE and TLS) and whether Nightstand is frozen in; the .mpy "
-            "firmware needs %d KiB, frozen-in Nightstand %d KiB; the deploy stops here when the board offers "
-            "less than what it would run needs" % (board_name, cls, RADIO_RESERVE_KIB, NEED_KIB["stock"],
-                                                   NEED_KIB["frozen"]))
+            "firmware needs %d KiB, frozen-in Nightstand %d KiB (with a phone or Nightscout source in the config "
+            "copied: %d and %d KiB); the deploy stops here when the board offers less than what it would run "
+            "needs" % (board_name, cls, RADIO_RESERVE_KIB, NEED_KIB["stock"], NEED_KIB["frozen"],
+                       NEED_WITH_SOURCE_KIB["stock"], NEED_WITH_SOURCE_KIB["frozen"]))
 
 
 # --- the plan: a list of steps, each (kind, argv) ---
@@ -332,7 +348,9 @@ def _tool(name, override=None):
     return here if os.path.exists(here) else (shutil.which(name) or name)
 
 
-def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, sleep=time.sleep, mpremote=None):
+def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, sleep=time.sleep, mpremote=None,
+            network=False):
+    """network: the config copied polls a phone or Nightscout (check_memory asks NEED_WITH_SOURCE_KIB)."""
     mpremote = _tool("mpremote", mpremote)
 
     def real(argv):
@@ -352,7 +370,8 @@ def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, slee
         if kind == "note":
             continue
         if kind == "memory":
-            frozen = check_memory(runner(real(argv), cwd=ROOT, capture_output=True, text=True), bcfg, port)
+            frozen = check_memory(runner(real(argv), cwd=ROOT, capture_output=True, text=True), bcfg, port,
+                                  network)
         elif kind == "probe":
             p = runner(real(argv), cwd=ROOT, capture_output=True, text=True)
             if p.returncode != 0:
@@ -379,12 +398,12 @@ def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, slee
         tail_boot(port)
 
 
-def check_memory(p, bcfg, port):
+def check_memory(p, bcfg, port, network=False):
     """Runs the memory verdict on the probe's output; True when Nightstand is frozen into the board."""
     if p.returncode != 0:
         raise DeployError("cannot read the board's memory on %s: %s" % (port, (p.stderr or "").strip()))
     mem = parse_memory(p.stdout)
-    print(memory_verdict(mem, bcfg, bcfg.get("name")))
+    print(memory_verdict(mem, bcfg, bcfg.get("name"), network))
     return mem["frozen"]
 
 
@@ -443,9 +462,10 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
     if a.no_config:
         a.config = a.secrets = None
     touched = False  # the safe-mode hint below only means something once the board was talked to
+    network = False
     try:
         if a.config or a.secrets:
-            check_gateway_config(a.config, a.secrets)
+            network = has_network_source(check_gateway_config(a.config, a.secrets))
         elif not a.dry_run:
             print("note: no --config: the board keeps the config it has (or shows `fault`)",
                   file=sys.stderr)
@@ -454,7 +474,8 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
             print("\n".join(render(steps, a.port)))
             return 0
         touched = True
-        execute(steps, bcfg, a.port, _tool("mpy-cross", a.mpy_cross), runner, not a.no_tail, sleep, a.mpremote)
+        execute(steps, bcfg, a.port, _tool("mpy-cross", a.mpy_cross), runner, not a.no_tail, sleep, a.mpremote,
+                network)
     except DeployError as e:
         print("deploy: " + str(e), file=sys.stderr)
         if not touched:
