@@ -175,11 +175,12 @@ def check_board(impl, chip, cross_ver):
 # the virtual hardware, import cost: make bench's mem_*_board_KiB rows), which a board does not have.
 NEED_KIB = {"stock": 200, "frozen": 68}
 # ... for a gateway config with a phone or Nightscout source (tools/soak.py --source phone beside the
-# broadcast sensor, 2026-12-01): frozen 80 KiB (76 and 72 KiB: MemoryError, every one the poll's 512-byte
-# read in a heap that the advert flood had cut into smaller pieces, with 13-20 KB free), .mpy files
-# 200 KiB (8 KiB steps from 192, where the radio alone runs); plus the same 8 KiB. The phone alone (no
-# radio sensor) ran at 64 KiB frozen, under NEED_KIB, but the deploy does not tell the two apart.
-NEED_WITH_SOURCE_KIB = {"stock": 208, "frozen": 88}
+# broadcast sensor, 2026-12-01, with the poll's 256-byte reads and its one retry): frozen 72 KiB (68 KiB:
+# two polls found no free heap block twice, the source's state `heap`; 64 KiB: MemoryError), .mpy files
+# 200 KiB (196 and 192 KiB: MemoryError at boot, loading the source's module); plus the same 8 KiB. The
+# phone alone (no radio sensor) ran at 64 KiB frozen, under NEED_KIB, but the deploy does not tell the
+# two apart.
+NEED_WITH_SOURCE_KIB = {"stock": 208, "frozen": 80}
 # Wi-Fi, BLE and a TLS handshake take internal RAM from the same ESP-IDF heap a plain ESP32's Python heap
 # grows into (MicroPython's esp32 docs, "Controlling the Python heap size"); the probe runs with the radios
 # off, so this much of the free ESP-IDF heap it reports is left to them (Wi-Fi ~40 KiB, NimBLE ~25 KiB,

@@ -169,6 +169,10 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
     mem_err = "MemoryError" in err or any("MemoryError" in json.dumps(e) for e in evs
                                           if e.get("event") in ("fault", "uplink"))
     faults_seen = sorted({e.get("name") for e in evs if e.get("event") == "fault" and e.get("active")})
+    # A network source's poll that found no free heap block tries once more (firmware/shell/http_source.py
+    # _fetch); one that failed twice is the source's state `heap`, and the soak does not run then.
+    poll_heap_retries = err.count("no free heap block for the answer")
+    poll_heap_failed = len([e for e in evs if e.get("event") == "source" and e.get("state") == "heap"])
     sent = len([r for r in rows if r[1] is not None])
     acc = faults.accepted(evs)
     lost = faults.lost_readings(evs, seqs)
@@ -198,6 +202,7 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
         "delivery_problems": lost, "health_samples": len(heapfree),
         "heap_free_day1": first, "heap_free_last_day": last, "samples_day1": n1, "samples_last_day": n7,
         "growth_bytes": growth, "heap_free_min": min((b for _, b in heapfree), default=None),
+        "poll_heap_retries": poll_heap_retries, "poll_heap_failed": poll_heap_failed,
         # health samples (one a simulated minute) under the firmware's low-heap line: the `heap` fault's share
         "low_heap_samples": len([b for _, b in heapfree if b < LOW_HEAP_BYTES]),
         "stderr_tail": err.strip().splitlines()[-3:] if rc else [],
@@ -215,7 +220,8 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
     }
     if env and "NIGHTSTAND_HEAP_TRACE" in env:
         out["stderr"] = err  # tools/heap_profile.py reads the firmware's trace lines here
-    out["runs"] = rc == 0 and not mem_err and (len(acc) >= sent if several else len(acc) == sent) and not lost
+    out["runs"] = rc == 0 and not mem_err and (len(acc) >= sent if several else len(acc) == sent) and not lost \
+        and not poll_heap_failed
     out["holds"] = out["runs"] and growth is not None and growth <= GROWTH_LIMIT and days >= 2
     return out
 
@@ -266,6 +272,8 @@ def bisect(lo_kw=32, hi_kw=256, days=1, speed=3000, noise=200, step=8, log=print
 def _why(r):
     if r["memory_error"]:
         return "MemoryError"
+    if r.get("poll_heap_failed"):
+        return "%d polls found no heap block twice (state heap)" % r["poll_heap_failed"]
     if r["rc"]:
         return "exit %s: %s" % (r["rc"], " / ".join(r["stderr_tail"]))
     if r["readings_accepted"] != r["readings_sent"]:
@@ -311,6 +319,9 @@ def main(argv=None):
         "yes" if r["memory_error"] else "no", r["faults"] or "none"))
     print("  heap_free per day (best, worst, samples): %s; %d of %d samples under %d B" % (
         r["per_day"], r["low_heap_samples"], r["health_samples"], LOW_HEAP_BYTES))
+    if r["poll_heap_retries"] or r["poll_heap_failed"]:
+        print("  network polls that found no free heap block: %d, of which %d again on their retry" % (
+            r["poll_heap_retries"], r["poll_heap_failed"]))
     print("  heap_free after gc: day 1 best %s B (%d samples), day %d best %s B (%d samples): growth %s B "
           "(limit %d)" % (r["heap_free_day1"], r["samples_day1"], a.days, r["heap_free_last_day"],
                           r["samples_last_day"], r["growth_bytes"], GROWTH_LIMIT))

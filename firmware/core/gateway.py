@@ -77,7 +77,7 @@ class Gateway:
 
     def on_source(self, now_ms, name, outcome, why=None):
         """A network source's poll ended (firmware/shell/http_source.py): "ok", "no_data", "down",
-        "hung", "auth_failed" or "bad". auth_failed is a fault naming the source (the box shows
+        "hung", "auth_failed", "bad" or "heap". auth_failed is a fault naming the source (the box shows
         `fault`, never a silent stop); any other answer clears it."""
         self.merge.outcome(name, outcome, why)
         self.set_fault(now_ms, "auth_failed:" + name,
@@ -173,7 +173,7 @@ class Gateway:
         for src in moved:
             ev = {"event": "source", "name": src.name, "state": src.state,
                   "age_s": self.merge.age_s(src, now_ms), "path": src.path}
-            if src.state in ("down", "hung", "bad", "auth_failed") and src.why:
+            if src.state in merge_mod.OUTCOME_STATES and src.why:
                 ev["why"] = src.why  # e.g. "[Errno 111] ECONNREFUSED", "no answer within 500 ms"
             self._emit(ev)
         changed = self.links.tick(now_ms)

@@ -27,7 +27,7 @@ _KEEP = const(16)
 # plus a minute of slack. (sensor_silent for the box as a whole waits silence.sensor_after_s.)
 _STALE_MS = const(420000)
 # Polled answers that are a state of their own until the next answer (the others: up/stale/no_data).
-_OUTCOME_STATES = ("down", "hung", "auth_failed", "bad")
+OUTCOME_STATES = ("down", "hung", "auth_failed", "bad", "heap")
 _RADIO = ("broadcast", "cgms", "dexcom_g6")
 _LAN_SUFFIXES = (".local", ".lan", ".home", ".home.arpa", ".internal", ".localdomain")
 
@@ -146,14 +146,14 @@ class Merge:
         return LIVE
 
     def outcome(self, name, what, why=None):
-        """A network source's poll ended: "ok", "no_data", "down", "hung", "auth_failed" or "bad"."""
+        """A network source's poll ended: "ok", "no_data", "down", "hung", "auth_failed", "bad" or "heap"."""
         s = self.get(name)
         if s is not None:
             s.outcome = what
             s.why = why
 
     def _state(self, s, now_ms):
-        if s.outcome in _OUTCOME_STATES:
+        if s.outcome in OUTCOME_STATES:
             return s.outcome
         if s.newest is None:
             if s.outcome == "no_data":

@@ -272,6 +272,17 @@ def test_auth_failed_is_a_fault_naming_the_source_until_it_answers_again():
     assert "auth_failed:phone" not in gw.faults
 
 
+def test_a_poll_the_box_had_no_heap_for_is_its_own_state_not_a_fault():
+    gw = _gw([_BLE, _PHONE])
+    gw.on_source(1000, "phone", "heap", "no free heap on the box for the answer")
+    out = gw.drain()
+    ev = _events(out, "source")[-1]
+    assert (ev["state"], ev["why"]) == ("heap", "no free heap on the box for the answer")
+    assert not any(name.endswith("phone") for name in gw.faults)   # the phone is fine: no `fault`
+    gw.on_source(61000, "phone", "no_data")
+    assert _events(gw.drain(), "source")[-1]["state"] == "no_data"
+
+
 def test_internet_nightscout_is_a_cloud_path():
     from firmware.core.merge import path_of
     assert path_of({"kind": "nightscout", "url": "https://my.herokuapp.com/"}) == "cloud"
