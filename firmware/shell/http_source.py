@@ -8,6 +8,11 @@
 #                the asyncio loop (and with it the radio and the buzzer); the answer is kept for an hour.
 #                Without _thread the lookup would block the loop: then only an IP address is accepted.
 #   connect + send   non-blocking socket; the request goes in one write (Juggluco reads one recv).
+#                The task waits on the socket by trying it every _IO_WAIT_MS, not through asyncio's
+#                poller: MicroPython's select (extmod/modselect.c, v1.28) keeps a half-made entry when
+#                poll.register() runs out of heap ("This case is not handled"), and the next poll of
+#                asyncio's loop dereferences it: a crash (SIGSEGV on the unix port, a reset on an ESP32),
+#                found at 48 KiB on the frozen 32-bit build. Here a heap that runs out is a MemoryError.
 #   each read    at most MAX_BYTES in all (lan_entries.py says why); a Content-Length above that
 #                is refused before its body is read, so a peer can never make us allocate its size.
 # What the poll ended with goes to the core as the source's outcome: "ok", "no_data", "down" (refused,
@@ -16,8 +21,8 @@
 # "heap" (the box's own heap had no block for the answer, twice: see _fetch).
 import binascii
 import errno
-import gc
 import socket
+import time
 
 import asyncio
 
@@ -33,6 +38,9 @@ from micropython import const
 _CHUNK = const(256)
 _DNS_KEEP_MS = const(3600000)  # a looked-up address is reused for an hour (or until a poll fails)
 _DNS_STEP_MS = const(20)       # how often the task looks whether the lookup thread has answered
+# How often a waiting socket is tried: a LAN answer takes tens of ms, so 20 ms adds little to a 60 s
+# poll, and a try that would block costs the loop well under a millisecond on a board.
+_IO_WAIT_MS = const(20)
 # A poll whose read found no free block waits this long and tries once more: the radio task drains its
 # adverts and the uplink sends what it holds meanwhile, so the heap's free space is in other places by
 # then; short beside the 60 s poll, so the reading is at most this late.
@@ -43,11 +51,23 @@ class _Timeout(Exception):
     pass
 
 
-async def _step(coro, timeout_ms, what):
-    try:
-        return await asyncio.wait_for_ms(coro, timeout_ms)
-    except asyncio.TimeoutError:
-        raise _Timeout(what)
+async def _io(call, arg, timeout_ms, what):
+    """call(arg) on a non-blocking socket (or its TLS wrapper, which also answers None while its
+    handshake waits) until it answers; _Timeout(what) after timeout_ms of real time."""
+    t0 = time.ticks_ms()
+    while True:
+        try:
+            r = call(arg)
+        except OSError as e:
+            # EINPROGRESS: lwIP's answer to a write while the connect is still under way
+            if not e.args or e.args[0] not in (errno.EAGAIN, errno.EINPROGRESS):
+                raise
+            r = None
+        if r is not None:
+            return r
+        if time.ticks_diff(time.ticks_ms(), t0) >= timeout_ms:
+            raise _Timeout(what)
+        await asyncio.sleep_ms(_IO_WAIT_MS)
 
 
 def _is_ip(host):
@@ -99,9 +119,6 @@ class HttpSource:
         self.last_date = None       # epoch ms of the newest entry handed to the core
         self.last_modified = None   # Nightscout's Last-Modified, sent back as If-Modified-Since
         self.addr = None            # (addr, looked up at tick)
-        self.polls = 0
-        self.fails = 0
-        self.heap_retries = 0       # polls whose first try found no free block (see _fetch)
 
     # ---- name lookup -------------------------------------------------------------------------
     async def _resolve(self, host, port):
@@ -155,15 +172,15 @@ class HttpSource:
                 w = TlsWrapper(self.src["ca"], host)
                 s = w.context().wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
                 s.setblocking(False)
-            stream = asyncio.StreamReader(s)
-            stream.write(req)
-            await _step(stream.drain(), self.timeout_ms, "connect")
+            mv, sent = memoryview(req), 0
+            while sent < len(mv):
+                sent += await _io(s.write, mv[sent:], self.timeout_ms, "connect")
             buf = b""
             want = None  # body bytes the head announces, once it has arrived
             end = -1
             while len(buf) <= lan_entries.MAX_BYTES:
-                chunk = await _step(stream.read(min(_CHUNK, lan_entries.MAX_BYTES + 1 - len(buf))),
-                                    self.timeout_ms, "read" if buf else "answer")
+                chunk = await _io(s.read, min(_CHUNK, lan_entries.MAX_BYTES + 1 - len(buf)),
+                                  self.timeout_ms, "read" if buf else "answer")
                 if not chunk:
                     return buf, True
                 buf += chunk
@@ -188,31 +205,26 @@ class HttpSource:
         try:
             return await self.fetch()
         except MemoryError:
-            self.heap_retries += 1
+            # the failed allocation has already collected: waiting is what can free a block
             print("source %s: no free heap block for the answer; trying again" % self.name)  # tools/soak.py
-        gc.collect()
         await self.app.clock.sleep_ms(_HEAP_RETRY_MS)
         return await self.fetch()
 
     async def poll(self):
         app, gw, clock = self.app, self.app.gw, self.app.clock
-        self.polls += 1
         why = None
         try:
             data, eof = await self._fetch()
         except MemoryError:
             # twice: the source's state says the box could not take the answer, not that the phone is
             # down; the next poll tries again, and the radio and the alarms never wait on this task
-            self.fails += 1
             outcome, why, data = "heap", "no free heap on the box for the answer", None
         except _Timeout as e:
-            self.fails += 1
             # no answer after connecting: the phone's app is frozen or asleep; no connection: it is away
             outcome = "hung" if e.args[0] in ("answer", "read") else "down"
             why = "no %s within %d ms" % (e.args[0], self.timeout_ms)
             data = None
         except OSError as e:
-            self.fails += 1
             self.addr = None  # look the name up again next time
             outcome, why, data = "down", str(e), None
         except ValueError as e:
@@ -221,14 +233,12 @@ class HttpSource:
             # here, and the supervisor shows it as a crash.
             if not self.src.get("url", "").startswith("https://"):
                 raise
-            self.fails += 1
             outcome, why, data = "down", "TLS: " + " ".join(str(e).split()), None
         now = clock.ticks_ms()
         if data == b"" and eof:
             # closed without a byte: a server that refuses us (Juggluco with "Local only" ticked
             # closes connections from other addresses) or an app restarting
             outcome, why, data = "down", "closed the connection without answering", None
-            self.fails += 1
         if data is not None:
             a = lan_entries.parse(data, eof, self.kind, clock.wall_ms())
             outcome, why = self._answer(a, now)
@@ -241,7 +251,6 @@ class HttpSource:
         if a.kind == "auth_failed":
             return "auth_failed", a.reason
         if a.kind == "reject":
-            self.fails += 1
             gw.on_reject(now, a.reason, self.name)
             return "bad", a.reason
         if a.last_modified:
