@@ -71,8 +71,13 @@ class TimedSocket:
         # taking the interpreter from the alarm path for as long as the broker kept us waiting.
         if self._poll is None:
             self.raw.setblocking(False)
-            self._poll = select.poll()
-            self._poll.register(self.raw, mask)
+            p = select.poll()
+            # Kept only once register() has worked: one that runs out of heap leaves a half-made entry
+            # in p (MicroPython v1.28 extmod/modselect.c: "This case is not handled"), and the next
+            # modify() or ipoll() on p dereferences it, crashing the process (a reset on a board). The
+            # MemoryError goes to umqtt instead, which drops the connection and makes a new one.
+            p.register(self.raw, mask)
+            self._poll = p
         else:
             self._poll.modify(self.raw, mask)
         return time.ticks_add(time.ticks_ms(), int(self.timeout_s * 1000))
