@@ -48,7 +48,7 @@ def week_trace(days):
     """A reading every 5 minutes: a daily curve between ~80 and ~210 mg/dL, a low dip each night and a
     high each afternoon, so alarms are raised and cleared every simulated day."""
     rows = []
-    for m in range(0, days * 24 * 60 + 1, 5):
+    for m in range(0, int(days * 24 * 60) + 1, 5):
         h = (m / 60.0) % 24
         g = 140 + 55 * math.sin((h - 9) / 24 * 2 * math.pi)
         if 2.5 <= h < 3.5:
@@ -188,7 +188,9 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
             lost += ["%s: %s" % (path, p) for p in faults.lost_readings([], got)]
 
     def best(day):
-        lo, hi = (day - 0.5) * DAY, day * DAY
+        # the second half of that day (of the whole run, if it is shorter: --hours)
+        hi = min(day, days) * DAY
+        lo = hi - min(0.5, days / 2.0) * DAY
         xs = [b for s, b in heapfree if lo <= s < hi]
         return (max(xs), len(xs)) if xs else (None, 0)
     first, n1 = best(1)
@@ -208,7 +210,7 @@ def soak(days=7, heap="64wK", speed=3000, noise=200, broker_port=None, workdir=N
         "stderr_tail": err.strip().splitlines()[-3:] if rc else [],
         # per simulated day: (best heap_free after gc, worst, samples); a leak shows as a falling best
         "per_day": [[max(xs), min(xs), len(xs)] if xs else [None, None, 0] for xs in (
-            [b for s, b in heapfree if d * DAY <= s < (d + 1) * DAY] for d in range(days))],
+            [b for s, b in heapfree if d * DAY <= s < (d + 1) * DAY] for d in range(int(math.ceil(days))))],
         "health_last_uptime_s": max((s for s, _ in heapfree), default=None),
         "uptime_wrapped": wrapped,
         # messages waiting in RAM + outage queue (health's queue_depth): a slow uplink holds RAM
@@ -288,6 +290,9 @@ def _why(r):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--hours", type=float, default=None,
+                    help="instead of --days (and --bisect-days): a sensor that only runs at a low --speed "
+                    "(cgms, dexcom_g6: a GATT connection is a dozen round trips over the simulator link)")
     ap.add_argument("--heap", default=None, help="-X heapsize (default: 64wK on pip64, 48K on frozen32 (the "
                     "issue 16 target), on plain32 what tools/deploy.py NEED_KIB asks of a board for the .mpy files)")
     ap.add_argument("--speed", type=float, default=3000)
@@ -305,13 +310,15 @@ def main(argv=None):
     ap.add_argument("--source", action="append", choices=("phone", "nightscout"), default=[],
                     help="also feed the gateway from this network source (tools/sim.py --source; repeatable)")
     a = ap.parse_args(argv)
+    if a.hours:
+        a.days = a.bisect_days = a.hours / 24.0
     sim_args = source_args(a.sensor, a.source)
     if not a.heap and a.build == "plain32":
         import deploy
         a.heap = "%dK" % deploy.NEED_KIB["stock"]
     a.heap = a.heap or DEFAULT_HEAP[a.build]
     r = soak(a.days, a.heap, a.speed, a.noise, build=a.build, sim_args=sim_args)
-    print("soak %s%s %d days, heap %s, noise %d, speed %g: %s in %.0f s real" % (
+    print("soak %s%s %g days, heap %s, noise %d, speed %g: %s in %.0f s real" % (
         a.build, "".join(" " + x for x in sim_args), a.days, a.heap, a.noise, a.speed,
         "HOLDS" if r["holds"] else "DOES NOT HOLD", r["real_s"]))
     print("  readings %d/%d accepted, delivery %s, MemoryError %s, faults %s" % (
@@ -322,7 +329,7 @@ def main(argv=None):
     if r["poll_heap_retries"] or r["poll_heap_failed"]:
         print("  network polls that found no free heap block: %d, of which %d again on their retry" % (
             r["poll_heap_retries"], r["poll_heap_failed"]))
-    print("  heap_free after gc: day 1 best %s B (%d samples), day %d best %s B (%d samples): growth %s B "
+    print("  heap_free after gc: day 1 best %s B (%d samples), day %g best %s B (%d samples): growth %s B "
           "(limit %d)" % (r["heap_free_day1"], r["samples_day1"], a.days, r["heap_free_last_day"],
                           r["samples_last_day"], r["growth_bytes"], GROWTH_LIMIT))
     result = {"soak": r}
@@ -337,7 +344,7 @@ def main(argv=None):
             print("  no heap up to %d%s runs" % (hi, unit))
             return 1
         final = soak(a.days, "%d%s" % (size, unit), a.speed, a.noise, build=a.build, sim_args=sim_args)
-        print("  smallest heap that runs %d days: %d%s; %d days at %d%s: %s (growth %s B)" % (
+        print("  smallest heap that runs %g days: %d%s; %g days at %d%s: %s (growth %s B)" % (
             a.bisect_days, size, unit, a.days, size, unit,
             "holds" if final["holds"] else "does NOT hold: " + _why(final), final["growth_bytes"]))
         result["min_heap_kw"] = size
