@@ -10,6 +10,12 @@ from micropython import const
 from cryptolib import aes
 
 _ECB = const(1)                 # cryptolib mode 1 = ECB
+# The advert (DEXCOM_G6.md §1, §2): name "Dexcom" + the id's last two characters, 16-bit service FEBC
+ADV_SERVICE = const(0xFEBC)
+_AD_UUID16_SOME = const(0x02)   # AD types (Bluetooth Core Specification Supplement, part A §1)
+_AD_UUID16_ALL = const(0x03)
+_AD_NAME_SHORT = const(0x08)
+_AD_NAME = const(0x09)
 # Auth opcodes (Authentication characteristic; no CRC on any of them, DEXCOM_G6.md §3, §5)
 OP_AUTH_REQUEST = const(0x01)
 OP_AUTH_CHALLENGE = const(0x03)
@@ -140,6 +146,34 @@ def check_id(tx_id):
 def advert_name(tx_id):
     """The name the transmitter advertises: "Dexcom" + the id's last two characters."""
     return "Dexcom" + tx_id[-2:]
+
+
+def heard(adv, _dexcom=b"Dexcom"):
+    """(name, lists ADV_SERVICE) of an advert naming a Dexcom, else None. Every advert a G6 search
+    hears passes through here, so the others (iBeacons, phones...) leave after one substring search
+    done in C. name is str; a name that is not UTF-8 is no Dexcom's: None."""
+    if _dexcom not in adv:
+        return None
+    name, ours = None, False
+    i, n = 0, len(adv)
+    while i + 1 < n:
+        ln, kind = adv[i], adv[i + 1]
+        end = i + 1 + ln
+        if ln == 0 or end > n:
+            break   # a truncated structure ends the advert: what came before it still counts
+        if kind == _AD_NAME_SHORT or kind == _AD_NAME:
+            try:
+                name = bytes(adv[i + 2:end]).decode()
+            except UnicodeError:
+                return None
+        elif kind == _AD_UUID16_SOME or kind == _AD_UUID16_ALL:
+            for j in range(i + 2, end - 1, 2):
+                if adv[j] | adv[j + 1] << 8 == ADV_SERVICE:
+                    ours = True
+        i = end
+    if name is None or not name.startswith("Dexcom"):
+        return None
+    return name, ours
 
 
 def auth_key(tx_id):

@@ -16,6 +16,7 @@ from micropython import const
 
 from firmware.core import ticks
 from firmware.sensor import cgms
+from firmware.shell.radio import Heard
 
 _SVC_CGMS = const(0x181F)
 _CHR_MEASUREMENT = const(0x2AA7)
@@ -172,9 +173,11 @@ class CgmsCentral:
         found = None
         async with self.ble.scan(_FIND_MS, interval_us=_SCAN_INTERVAL_US, window_us=_SCAN_WINDOW_US,
                                  active=False) as scanner:
-            async for result in scanner:
-                if result.device.addr == self.addr:
-                    found = result.device
+            # Heard, not aioble's iterator, which keeps a ScanResult per address heard for the whole scan
+            # (firmware/shell/radio.py): a crowded sky's rotating addresses would grow that without bound
+            async for addr_type, addr, _, _, _ in Heard(scanner):
+                if addr == self.addr:
+                    found = self.ble.Device(addr_type, addr)
                     break   # leaving the block stops the scan before connecting
         return found
 

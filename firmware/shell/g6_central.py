@@ -26,12 +26,12 @@ from micropython import const
 from firmware.core import ticks
 from firmware.core.reading import Reading
 from firmware.sensor import dexcom_g6 as g6
+from firmware.shell.radio import Heard
 
 _SVC_CGM = "f8083532-849e-531c-c594-30f1f86a4ea5"
 _CHR_CONTROL = "f8083534-849e-531c-c594-30f1f86a4ea5"
 _CHR_AUTH = "f8083535-849e-531c-c594-30f1f86a4ea5"
 _CHR_BACKFILL = "f8083536-849e-531c-c594-30f1f86a4ea5"
-_SVC_ADV = const(0xFEBC)
 
 _PERIOD_MS = const(300000)      # the transmitter wakes every 5 min (xDrip DEXCOM_PERIOD)
 _WINDOW_MS = const(15000)       # and is visible for about 15 s (measured with a scanner app, not a spec)
@@ -128,7 +128,6 @@ class G6Central:
         self.others = None        # another "DexcomXX" heard while ours was not: a hint the id is wrong
         U = _uuid_cls(self.ble)
         self._U = U
-        self._adv = U(_SVC_ADV)
         self._checkin = getattr(getattr(app, "sup", None), "checkin", None)
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -237,13 +236,17 @@ class G6Central:
         self._alive()
         try:
             async with self.ble.scan(ms, interval_us=interval_us, window_us=window_us, active=False) as scanner:
-                async for result in scanner:
-                    name = result.name()
-                    if name == self.name and self._adv in list(result.services()):
-                        found = result.device
+                # Heard, not aioble's iterator: that one keeps a ScanResult for every address it hears
+                # for the scan's whole length, and a crowded sky of rotating addresses ran a 96 KiB
+                # frozen gateway out of heap in every window (tools/soak.py --sensor dexcom_g6 --speed 20)
+                async for addr_type, addr, _, _, adv in Heard(scanner):
+                    g = g6.heard(adv)
+                    if g is None:
+                        continue
+                    if g[0] == self.name and g[1]:
+                        found = self.ble.Device(addr_type, addr)
                         break   # leaving the block stops the scan before connecting
-                    if name and name.startswith("Dexcom"):
-                        self.others = name
+                    self.others = g[0]
         finally:
             self.scan_ms += ticks.diff(self.clock.ticks_ms(), t0)
         return found

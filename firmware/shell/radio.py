@@ -29,7 +29,7 @@ def make_receiver(cfg, data_dir):
     return CgmsTracker(s["address"])
 
 
-class _Heard:
+class Heard:
     """Every advert a scan window hears, oldest first, repeats included: (addr_type, addr, adv_type,
     rssi, adv_data) tuples. aioble's own iterator (central.scan.__anext__) does two things the alarm
     path cannot have: it pops its IRQ queue from the end, so a burst comes newest first, and it yields a
@@ -86,7 +86,7 @@ async def scan_task(app):
     while True:
         async with ble.scan(_SCAN_MS, interval_us=_SCAN_INTERVAL_US, window_us=_SCAN_WINDOW_US,
                             active=False) as scanner:
-            async for heard in _Heard(scanner):
+            async for heard in Heard(scanner):
                 reading, reason = rx.accept(heard[4])
                 if reading is not None:
                     reading.wall_ms = clock.wall_ms()

@@ -354,3 +354,29 @@ def test_advert_name_and_ids():
     assert g6.check_id("8G1234") is None and g6.check_id("812345") is None
     for bad in ("8G123", "8g1234", "8G12345", "8G 234", 812345, ""):
         assert g6.check_id(bad) is not None, bad
+
+
+def _ad(kind, body):
+    return bytes((len(body) + 1, kind)) + body
+
+
+def test_an_advert_is_read_for_its_dexcom_name_and_service():
+    flags = _ad(0x01, b"\x06")
+    maker = _ad(0xFF, bytes.fromhex(_by("Advertisement")[0]["hex"]))    # the one real advert's extra data
+    ours = flags + _ad(0x09, b"Dexcom34") + _ad(0x03, b"\xbc\xfe") + maker
+    assert g6.heard(ours) == ("Dexcom34", True)
+    # the service in an incomplete list, the name shortened, other services beside it: still found
+    assert g6.heard(_ad(0x02, b"\x0d\x18\xbc\xfe") + _ad(0x08, b"Dexcom34")) == ("Dexcom34", True)
+    # a Dexcom name without the service (the box does not connect to it, but names it as a hint)
+    assert g6.heard(flags + _ad(0x09, b"DexcomAB")) == ("DexcomAB", False)
+    # not a Dexcom: an iBeacon, a bulb, "Dexcom" only inside other data, a name that is not UTF-8
+    assert g6.heard(flags + _ad(0xFF, bytes.fromhex("4c000215") + bytes(21))) is None
+    assert g6.heard(flags + _ad(0x09, b"Bulb-017")) is None
+    assert g6.heard(flags + _ad(0xFF, b"Dexcom34") + _ad(0x03, b"\xbc\xfe")) is None
+    assert g6.heard(_ad(0x09, b"Dexcom\xff\xfe")) is None
+    # a truncated or zero-length structure ends the advert; what came before it counts, nothing raises
+    assert g6.heard(_ad(0x09, b"Dexcom34") + b"\x05\x03\xbc") == ("Dexcom34", False)
+    assert g6.heard(_ad(0x09, b"Dexcom34") + b"\x00" + _ad(0x03, b"\xbc\xfe")) == ("Dexcom34", False)
+    for i in range(len(ours)):
+        g6.heard(ours[:i])
+        g6.heard(bytearray(ours[:i]))

@@ -309,6 +309,9 @@ class FakeAioble:
         self.scan_args = (duration_ms, interval_us, window_us, active)
         return Scan(self, duration_ms)
 
+    def Device(self, addr_type, addr):   # aioble.Device, a class there
+        return Device(self, addr)
+
 
 class Gw:
     def __init__(self):

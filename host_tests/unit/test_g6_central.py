@@ -202,6 +202,8 @@ class Connection(LinkState):
 
 
 class Device:
+    addr_type, addr = 0, bytes(6)
+
     def __init__(self, ble):
         self.ble = ble
 
@@ -218,16 +220,13 @@ class Device:
 
 
 class Result:
+    """What a passive scan hands over: the advert's bytes (flags, complete name, 16-bit services)."""
+
     def __init__(self, ble, name, services):
-        self.device = Device(ble)
-        self._name, self._services = name, services
-
-    def name(self):
-        return self._name
-
-    def services(self):
-        for s in self._services:
-            yield UUID(s)
+        self.device, self.rssi = Device(ble), -60
+        n = name.encode()
+        self.adv_data = (b"\x02\x01\x06" + bytes((len(n) + 1, 0x09)) + n + bytes((1 + 2 * len(services), 0x03))
+                         + b"".join(u.to_bytes(2, "little") for u in services))
 
 
 class Scan:
@@ -290,6 +289,9 @@ class FakeAioble:
 
     def config(self, **kw):
         self.configs.append(kw)
+
+    def Device(self, addr_type, addr):   # aioble.Device, a class there
+        return Device(self)
 
     def scan(self, duration_ms, interval_us=None, window_us=None, active=False):
         assert not active
