@@ -104,9 +104,18 @@ def check_gateway_config(config_path, secrets_path):
         raise DeployError("%s: %s" % (config_path or secrets_path or "config", e))
 
 
-def has_network_source(cfg):
-    """Whether a gateway config polls a phone or Nightscout (its heap need is NEED_WITH_SOURCE_KIB)."""
-    return any(s.get("kind") in ("phone", "nightscout") for s in (cfg or {}).get("sources") or ())
+def memory_need(cfg):
+    """({"stock": KiB, "frozen": KiB}, what it is for: words for the verdict) the gateway config the deploy
+    copies needs. Without one (the board keeps the config it has) the radio-only figure: NEED_KIB."""
+    kinds = {s.get("kind") for s in (cfg or {}).get("sources") or ()}
+    central = [NEED_CENTRAL_KIB[k] for k in sorted(kinds & set(NEED_CENTRAL_KIB))]
+    network = bool(kinds & {"phone", "nightscout"})
+    needs = central + ([NEED_WITH_SOURCE_KIB] if network else [])
+    if not needs:
+        return NEED_KIB, ""
+    what = " and its ".join((["G6 or CGMS sensor"] if central else []) +
+                            (["phone or Nightscout source"] if network else []))
+    return {k: max(n[k] for n in needs) for k in NEED_KIB}, "with its %s " % what
 
 
 def firmware_sources():
@@ -181,6 +190,15 @@ NEED_KIB = {"stock": 200, "frozen": 68}
 # phone alone (no radio sensor) ran at 64 KiB frozen, under NEED_KIB, but the deploy does not tell the
 # two apart.
 NEED_WITH_SOURCE_KIB = {"stock": 208, "frozen": 80}
+# ... for a config whose radio is a GATT central, measured an hour under a crowded sky (tools/soak.py
+# --sensor cgms|dexcom_g6 --hours 1 --speed 20 --noise 200: 20 neighbour adverts a simulated second, each
+# from a new address; at higher speeds the centrals' GATT round trips stall on the simulator link),
+# 2026-12-01, once their scans kept no ScanResult per address: frozen, the G6 76 KiB (72 KiB: one run held,
+# one hit MemoryError; 68 KiB: the radio task crashed in every window) and CGMS 68 KiB (64 KiB: one held,
+# one MemoryError; 60 KiB: MemoryError); .mpy files, both 200 KiB (192 KiB not tried); plus the same
+# 8 KiB. The broadcast radio under the same sky: 60 KiB ran, 52 KiB failed, as NEED_KIB's day. A central
+# beside a phone or Nightscout source is not measured: the deploy asks the larger of the two.
+NEED_CENTRAL_KIB = {"dexcom_g6": {"stock": 208, "frozen": 84}, "cgms": {"stock": 208, "frozen": 76}}
 # Wi-Fi, BLE and a TLS handshake take internal RAM from the same ESP-IDF heap a plain ESP32's Python heap
 # grows into (MicroPython's esp32 docs, "Controlling the Python heap size"); the probe runs with the radios
 # off, so this much of the free ESP-IDF heap it reports is left to them (Wi-Fi ~40 KiB, NimBLE ~25 KiB,
@@ -234,12 +252,11 @@ def available_kib(mem):
     return mem["heap_kib"] + max(0, mem["idf_free_kib"] - RADIO_RESERVE_KIB)
 
 
-def memory_verdict(mem, bcfg, board_name, network=False):
+def memory_verdict(mem, bcfg, board_name, need=None):
     """(message) when the board fits what it will run; raises DeployError (one sentence, next step)
-    when it does not. Frozen-in Nightstand runs as it is; otherwise the .mpy files need NEED_KIB["stock"].
-    network: the config copied with it polls a phone or Nightscout (NEED_WITH_SOURCE_KIB)."""
-    needs = NEED_WITH_SOURCE_KIB if network else NEED_KIB
-    what = "with its phone or Nightscout source " if network else ""
+    when it does not. Frozen-in Nightstand runs as it is; otherwise the .mpy files need needs["stock"].
+    need: memory_need() of the config copied with it (None: NEED_KIB, a broadcast radio alone)."""
+    needs, what = need or (NEED_KIB, "")
     have = available_kib(mem)
     kind = "has PSRAM and offers %d KiB of Python heap" % have if mem["psram"] else \
         "has no PSRAM and offers %d KiB of Python heap (%d KiB now, %d KiB more it may grow into once Wi-Fi, " \
@@ -273,9 +290,12 @@ def memory_plan_note(bcfg, board_name):
     return ("# memory check, before anything is written: %s is %s; the board reports its Python heap, free "
             "ESP-IDF heap (less %d KiB for Wi-Fi, BLE and TLS) and whether Nightstand is frozen in; the .mpy "
             "firmware needs %d KiB, frozen-in Nightstand %d KiB (with a phone or Nightscout source in the config "
-            "copied: %d and %d KiB); the deploy stops here when the board offers less than what it would run "
+            "copied: %d and %d KiB; with a Dexcom G6: %d and %d KiB; with a CGMS sensor: %d and %d KiB; the "
+            "larger of them for both); the deploy stops here when the board offers less than what it would run "
             "needs" % (board_name, cls, RADIO_RESERVE_KIB, NEED_KIB["stock"], NEED_KIB["frozen"],
-                       NEED_WITH_SOURCE_KIB["stock"], NEED_WITH_SOURCE_KIB["frozen"]))
+                       NEED_WITH_SOURCE_KIB["stock"], NEED_WITH_SOURCE_KIB["frozen"],
+                       NEED_CENTRAL_KIB["dexcom_g6"]["stock"], NEED_CENTRAL_KIB["dexcom_g6"]["frozen"],
+                       NEED_CENTRAL_KIB["cgms"]["stock"], NEED_CENTRAL_KIB["cgms"]["frozen"]))
 
 
 # --- the plan: a list of steps, each (kind, argv) ---
@@ -350,8 +370,8 @@ def _tool(name, override=None):
 
 
 def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, sleep=time.sleep, mpremote=None,
-            network=False):
-    """network: the config copied polls a phone or Nightscout (check_memory asks NEED_WITH_SOURCE_KIB)."""
+            need=None):
+    """need: memory_need() of the config copied (check_memory asks that of the board)."""
     mpremote = _tool("mpremote", mpremote)
 
     def real(argv):
@@ -372,7 +392,7 @@ def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, slee
             continue
         if kind == "memory":
             frozen = check_memory(runner(real(argv), cwd=ROOT, capture_output=True, text=True), bcfg, port,
-                                  network)
+                                  need)
         elif kind == "probe":
             p = runner(real(argv), cwd=ROOT, capture_output=True, text=True)
             if p.returncode != 0:
@@ -399,12 +419,12 @@ def execute(steps, bcfg, port, mpy_cross, runner=subprocess.run, tail=True, slee
         tail_boot(port)
 
 
-def check_memory(p, bcfg, port, network=False):
+def check_memory(p, bcfg, port, need=None):
     """Runs the memory verdict on the probe's output; True when Nightstand is frozen into the board."""
     if p.returncode != 0:
         raise DeployError("cannot read the board's memory on %s: %s" % (port, (p.stderr or "").strip()))
     mem = parse_memory(p.stdout)
-    print(memory_verdict(mem, bcfg, bcfg.get("name"), network))
+    print(memory_verdict(mem, bcfg, bcfg.get("name"), need))
     return mem["frozen"]
 
 
@@ -463,10 +483,10 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
     if a.no_config:
         a.config = a.secrets = None
     touched = False  # the safe-mode hint below only means something once the board was talked to
-    network = False
+    need = None
     try:
         if a.config or a.secrets:
-            network = has_network_source(check_gateway_config(a.config, a.secrets))
+            need = memory_need(check_gateway_config(a.config, a.secrets))
         elif not a.dry_run:
             print("note: no --config: the board keeps the config it has (or shows `fault`)",
                   file=sys.stderr)
@@ -476,7 +496,7 @@ def main(argv=None, runner=subprocess.run, sleep=time.sleep):
             return 0
         touched = True
         execute(steps, bcfg, a.port, _tool("mpy-cross", a.mpy_cross), runner, not a.no_tail, sleep, a.mpremote,
-                network)
+                need)
     except DeployError as e:
         print("deploy: " + str(e), file=sys.stderr)
         if not touched:

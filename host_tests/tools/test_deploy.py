@@ -281,6 +281,34 @@ def test_a_config_that_polls_the_phone_asks_the_heap_the_phone_needs(capsys, tmp
         assert "nothing was written" in line and "esp32s3_devkitc1_n8r8" in line
 
 
+def test_a_config_whose_radio_is_a_dexcom_g6_or_cgms_asks_what_that_central_needs(capsys, tmp_path):
+    # The G6 and CGMS centrals need more heap than the broadcast radio under a crowded sky (docs/boards.md):
+    # a frozen-in board that takes a broadcast config is refused for them, in one sentence, nothing written;
+    # a G6 beside the phone asks the larger of the two.
+    g6 = {"kind": "dexcom_g6", "transmitter_id": "8G1234"}
+    cgms = {"kind": "cgms", "address": "C0:11:22:33:44:55"}
+    phone = {"kind": "phone", "host": "127.0.0.1"}
+    for sources, need in (([g6], deploy.NEED_CENTRAL_KIB["dexcom_g6"]["frozen"]),
+                          ([cgms], deploy.NEED_CENTRAL_KIB["cgms"]["frozen"]),
+                          ([g6, phone], max(deploy.NEED_CENTRAL_KIB["dexcom_g6"]["frozen"],
+                                            deploy.NEED_WITH_SOURCE_KIB["frozen"]))):
+        assert need > deploy.NEED_KIB["frozen"]
+        cfg = tmp_path / "config.json"
+        cfg.write_text(json.dumps({"sources": sources}))
+        for have, rc in ((need - 4, 1), (need, 0)):
+            board = dict(PLAIN_ESP32, heap=56 * 1024, idf_free=(have - 56 + deploy.RADIO_RESERVE_KIB) * 1024)
+            fake = FakeBoard(frozen=True, **board)
+            assert _run("esp32_devkitc", fake, "--config", str(cfg)) == rc, (sources, have)
+            std = capsys.readouterr()
+            if rc == 0:
+                assert "G6 or CGMS sensor " in std.out and "needs %d KiB): fits" % need in std.out, std.out
+                continue
+            assert _written(fake) == []
+            line = [ln for ln in std.err.splitlines() if "KiB" in ln][0]
+            assert "offers %d KiB" % have in line and "G6 or CGMS sensor " in line, line
+            assert "needs %d KiB" % need in line and "nothing was written" in line, line
+
+
 def test_psram_board_gets_the_mpy_firmware(capsys):
     fake = FakeBoard(machine="ESP32S3 module with ESP32S3")
     assert _run("esp32s3_devkitc1_n8r8", fake) == 0
