@@ -248,23 +248,29 @@ def heap_unit(build):
     return "wK" if build == "pip64" else "K"
 
 
-def bisect(lo_kw=32, hi_kw=256, days=1, speed=3000, noise=200, step=8, log=print, build="pip64", sim_args=()):
+def bisect(lo_kw=32, hi_kw=256, days=1, speed=3000, noise=200, step=8, log=print, build="pip64", sim_args=(),
+           faults_fail=False):
     """Smallest heap (K of a 32-bit board, to `step`) in (lo, hi] where a `days` soak still runs;
-    (size, tried). None when even hi does not run."""
+    (size, tried). None when even hi does not run. faults_fail: a run that showed a fault (a crashed
+    task: `fault` sounding) does not run either."""
     tried = {}
     unit = heap_unit(build)
+
+    def runs(r):
+        return r["runs"] and not (faults_fail and r["faults"])
     r = soak(days, "%d%s" % (hi_kw, unit), speed, noise, build=build, sim_args=sim_args)
-    tried[hi_kw] = r["runs"]
-    if not r["runs"]:
+    tried[hi_kw] = runs(r)
+    if not tried[hi_kw]:
         log("  bisect: does not run even at %d%s (%s)" % (hi_kw, unit, _why(r)))
         return None, tried
     while hi_kw - lo_kw > step:
         mid = (lo_kw + hi_kw) // 2 // step * step or step
         r = soak(days, "%d%s" % (mid, unit), speed, noise, build=build, sim_args=sim_args)
-        tried[mid] = r["runs"]
+        tried[mid] = runs(r)
         log("  bisect %s %3d%s (%d KiB on a 32-bit board): %s" % (
-            build, mid, unit, mid, "runs" if r["runs"] else "fails (%s)" % _why(r)))
-        if r["runs"]:
+            build, mid, unit, mid, "runs" if tried[mid] else "fails (%s)" % (
+                _why(r) if not r["runs"] else "faults: " + ", ".join(r["faults"]))))
+        if tried[mid]:
             hi_kw = mid
         else:
             lo_kw = mid
