@@ -16,7 +16,7 @@ from micropython import const
 
 from firmware.core import ticks
 from firmware.sensor import cgms
-from firmware.shell.radio import Heard
+from firmware.shell.heard import Heard
 
 _SVC_CGMS = const(0x181F)
 _CHR_MEASUREMENT = const(0x2AA7)
@@ -27,7 +27,7 @@ _FEATURE_E2E_CRC = const(1 << 12)    # CGM Feature bit 12: records carry an E2E-
 # Scan windows while looking for the sensor: a free CGMS sensor advertises at least once a second,
 # so 5 s windows find it in one window and keep aioble's per-scan result set small.
 _FIND_MS = const(5000)
-# Same duty cycle as the broadcast scan (firmware/shell/radio.py): 30 ms of every 100 ms, so the
+# Same duty cycle as the broadcast scan (firmware/shell/heard.py): 30 ms of every 100 ms, so the
 # shared 2.4 GHz radio is Wi-Fi's 70 % of the time (Wi-Fi keeps its default modem sleep; never PM_NONE).
 _SCAN_INTERVAL_US = const(100000)
 _SCAN_WINDOW_US = const(30000)
@@ -174,7 +174,7 @@ class CgmsCentral:
         async with self.ble.scan(_FIND_MS, interval_us=_SCAN_INTERVAL_US, window_us=_SCAN_WINDOW_US,
                                  active=False) as scanner:
             # Heard, not aioble's iterator, which keeps a ScanResult per address heard for the whole scan
-            # (firmware/shell/radio.py): a crowded sky's rotating addresses would grow that without bound
+            # (firmware/shell/heard.py): a crowded sky's rotating addresses would grow that without bound
             async for addr_type, addr, _, _, _ in Heard(scanner):
                 if addr == self.addr:
                     found = self.ble.Device(addr_type, addr)

@@ -26,7 +26,7 @@ from micropython import const
 from firmware.core import ticks
 from firmware.core.reading import Reading
 from firmware.sensor import dexcom_g6 as g6
-from firmware.shell.radio import Heard
+from firmware.shell.heard import Heard
 
 _SVC_CGM = "f8083532-849e-531c-c594-30f1f86a4ea5"
 _CHR_CONTROL = "f8083534-849e-531c-c594-30f1f86a4ea5"
